@@ -1,0 +1,1 @@
+"""HTTP routers: thin, parsing only; the work happens in ``service.py``."""

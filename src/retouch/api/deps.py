@@ -1,0 +1,21 @@
+"""FastAPI dependencies: the service and the caller, taken from the app's state."""
+
+from __future__ import annotations
+
+from fastapi import Request
+
+from retouch.auth import Principal
+from retouch.service import EditService
+
+
+def get_service(request: Request) -> EditService:
+    return request.app.state.service
+
+
+def authenticate(request: Request) -> Principal:
+    """Raises ``AuthenticationError`` (401) unless the request carries a valid key."""
+    return request.app.state.authenticator.authenticate(request.headers.get("authorization"))
+
+
+def base_url(request: Request) -> str:
+    return str(request.base_url).rstrip("/")

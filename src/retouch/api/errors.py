@@ -1,0 +1,50 @@
+"""The one place errors become HTTP responses: always the OpenAI envelope."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from retouch.errors import InvalidRequestError, RetouchError
+
+log = logging.getLogger("retouch.api")
+
+_HTTP_TYPES = {401: "invalid_request_error", 404: "invalid_request_error", 405: "invalid_request_error"}
+
+
+def render(error: RetouchError) -> JSONResponse:
+    return JSONResponse(error.to_envelope(), status_code=error.status, headers=error.headers)
+
+
+async def _retouch_error(request: Request, exc: RetouchError) -> JSONResponse:
+    log.info("%s %s → %s %s: %s", request.method, request.url.path, exc.status, exc.code, exc.message)
+    return render(exc)
+
+
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status_code)
+    body = {"error": {"message": str(exc.detail), "type": _HTTP_TYPES.get(exc.status_code, "invalid_request_error"),
+                      "param": None, "code": code}}
+    return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
+
+
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+    param = str(first["loc"][-1]) if first["loc"] else None
+    return render(InvalidRequestError(f"{param}: {first['msg']}", param=param))
+
+
+async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return render(RetouchError("The server hit an internal error; it has been logged."))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RetouchError, _retouch_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(Exception, _unexpected_error)

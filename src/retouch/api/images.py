@@ -1,0 +1,73 @@
+"""``POST /v1/images/edits`` and ``POST /v1/images/generations``."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from retouch.api.deps import authenticate, base_url, get_service
+from retouch.api.requests import read_edit_request, read_generation_request
+from retouch.protocol import ImageParams, ImagesResponse
+from retouch.service import EditService
+
+router = APIRouter(dependencies=[Depends(authenticate)], tags=["images"])
+
+_EDIT_DOC = {
+    "requestBody": {
+        "content": {
+            "application/json": {"schema": {"type": "object", "description":
+                "Siraya form {model, prompt, image_urls, n, output_format} or OpenAI form "
+                "{model, prompt, images: [{image_url}], mask: {image_url}, …}."}},
+            "multipart/form-data": {"schema": {"type": "object", "description":
+                "OpenAI client form: image / image[] files, mask, image_urls[], scalars as text."}},
+        }
+    }
+}
+
+
+@router.post("/v1/images/edits", response_model=ImagesResponse, openapi_extra=_EDIT_DOC)
+async def create_edit(request: Request, service: EditService = Depends(get_service)):
+    """Edit the first image as the prompt says, using the others as references."""
+    settings = service.settings
+    edit = await read_edit_request(request, settings.max_request_bytes, settings.max_images)
+    params = _as_b64_when_streaming(edit.params)
+    result = await service.edit(edit, base_url(request))
+    return _answer(result, params, "image_edit")
+
+
+@router.post("/v1/images/generations", response_model=ImagesResponse)
+async def create_generation(request: Request, service: EditService = Depends(get_service)):
+    """Create images from a prompt alone."""
+    params = await read_generation_request(request, service.settings.max_request_bytes)
+    params = _as_b64_when_streaming(params)
+    result = await service.generate(params, base_url(request))
+    return _answer(result, params, "image_generation")
+
+
+def _as_b64_when_streaming(params: ImageParams) -> ImageParams:
+    # Streamed events carry the image inline, as OpenAI's do.
+    if params.stream:
+        params.response_format = "b64_json"
+    return params
+
+
+def _answer(result: ImagesResponse, params: ImageParams, event_prefix: str):
+    if params.stream:
+        return StreamingResponse(_events(result, event_prefix), media_type="text/event-stream")
+    return JSONResponse(result.model_dump(exclude_none=True))
+
+
+async def _events(result: ImagesResponse, prefix: str) -> AsyncIterator[str]:
+    """Server-sent events as OpenAI sends them: one ``*.completed`` event per image."""
+    for item in result.data:
+        event = {
+            "type": f"{prefix}.completed", "b64_json": item.b64_json,
+            "created_at": result.created or int(time.time()), "size": result.size,
+            "quality": result.quality or "auto", "background": result.background,
+            "output_format": result.output_format,
+        }
+        yield f"event: {prefix}.completed\ndata: {json.dumps(event)}\n\n"

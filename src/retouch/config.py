@@ -1,0 +1,79 @@
+"""Settings: every knob is an environment variable with the ``RETOUCH_`` prefix.
+
+Settings reach code through the app factory (``create_app(settings)``), never a global.
+Every limit has a safe default.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """What a deployment can configure. Lists are comma-separated strings."""
+
+    model_config = SettingsConfigDict(env_prefix="RETOUCH_", extra="ignore")
+
+    data_dir: Path = Path("var")
+    public_url: str = ""
+    api_keys: str = Field(default="", repr=False)
+    models_file: Path | None = None
+    default_model: str = "retouch/basic"
+
+    allow_private_urls: bool = False
+    allowed_hosts: str = ""
+    max_fetch_bytes: int = 20 * MB
+    fetch_connect_timeout: float = 10.0
+    fetch_timeout: float = 60.0
+
+    max_upload_bytes: int = 50 * MB
+    max_request_bytes: int = 200 * MB
+    max_pixels: int = 50_000_000
+    max_images: int = 16
+    max_output_side: int = 8192
+    max_prompt_chars: int = 32_000
+    engine_threads: int = 0
+
+    @property
+    def api_key_list(self) -> list[str]:
+        return _split(self.api_keys)
+
+    @property
+    def allowed_host_set(self) -> frozenset[str]:
+        return frozenset(h.lower() for h in _split(self.allowed_hosts))
+
+    @property
+    def files_dir(self) -> Path:
+        return self.data_dir / "files"
+
+
+def _split(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for names and addresses that only this machine can reach."""
+    if host.lower() in {"localhost", "localhost."}:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_serve_safety(settings: Settings, host: str, insecure_no_auth: bool) -> str | None:
+    """Why serving on ``host`` would be unsafe, or None. Open servers stay on loopback."""
+    if settings.api_key_list or insecure_no_auth or is_loopback_host(host):
+        return None
+    return (
+        f"refusing to listen on {host} without API keys: anyone who can reach this "
+        "address could use it. Set RETOUCH_API_KEYS=key1,key2 (clients send "
+        "'Authorization: Bearer <key>'), or pass --insecure-no-auth if a proxy in "
+        "front already authenticates."
+    )

@@ -1,0 +1,222 @@
+"""Image sources (uploads, ``data:`` URLs, http(s) URLs) → validated input images.
+
+Validation happens in two stages so that hostile files cost nothing: the header is
+read first (format by magic bytes, pixel count against the cap) and pixels are only
+decoded when a backend asks for them.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import anyio
+import numpy as np
+from PIL import Image, ImageOps
+
+from retouch.errors import InvalidImageError, InvalidRequestError, PayloadTooLargeError, RetouchError
+from retouch.fetch import UrlFetcher
+from retouch.protocol import ImageSource, ImageUrl, UploadedImage
+
+# Magic bytes → Pillow format name. Only these formats are ever handed to a decoder.
+_SIGNATURES: tuple[tuple[bytes, int, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", 0, "PNG"),
+    (b"\xff\xd8\xff", 0, "JPEG"),
+    (b"WEBP", 8, "WEBP"),
+    (b"GIF87a", 0, "GIF"),
+    (b"GIF89a", 0, "GIF"),
+    (b"BM", 0, "BMP"),
+    (b"II*\x00", 0, "TIFF"),
+    (b"MM\x00*", 0, "TIFF"),
+)
+_SWAPPING_ORIENTATIONS = {5, 6, 7, 8}
+_EXIF_ORIENTATION = 0x0112
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    max_images: int = 16
+    max_pixels: int = 50_000_000
+    max_bytes: int = 50 * 1024 * 1024
+
+
+class InputImage:
+    """A validated input image: format and size known, pixels decoded on demand."""
+
+    def __init__(self, file: BinaryIO, fmt: str, size: tuple[int, int], label: str) -> None:
+        self.file = file
+        self.format = fmt
+        self.width, self.height = size
+        self.label = label
+
+    def read_bytes(self) -> bytes:
+        """The original encoded bytes (for backends that upload them as they are)."""
+        self.file.seek(0)
+        return self.file.read()
+
+    def pixels(self) -> np.ndarray:
+        """Decode to an RGB or RGBA uint8 array, upright per EXIF, without metadata."""
+        self.file.seek(0)
+        try:
+            with Image.open(self.file, formats=[self.format]) as img:
+                img.load()
+                img = ImageOps.exif_transpose(img)
+                return np.asarray(img.convert(_target_mode(img)))
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise InvalidImageError(
+                f"{self.label} could not be decoded ({exc}); the file is truncated or corrupt.",
+                param=self.label.split("[")[0],
+            ) from exc
+
+
+def _target_mode(img: Image.Image) -> str:
+    has_alpha = img.mode in ("RGBA", "LA", "PA", "RGBa", "La") or "transparency" in img.info
+    return "RGBA" if has_alpha else "RGB"
+
+
+async def load_inputs(
+    sources: list[ImageSource], *, fetcher: UrlFetcher, limits: InputLimits
+) -> list[InputImage]:
+    """Fetch and header-check every source, keeping their order."""
+    if len(sources) > limits.max_images:
+        raise InvalidRequestError(
+            f"{len(sources)} images were sent; at most {limits.max_images} are allowed "
+            "per request (RETOUCH_MAX_IMAGES).",
+            param=sources[-1].param,
+            code="too_many_images",
+        )
+    results: list[InputImage | RetouchError | None] = [None] * len(sources)
+
+    async def load_one(index: int, source: ImageSource) -> None:
+        try:
+            results[index] = await load_input(source, index, fetcher=fetcher, limits=limits)
+        except RetouchError as error:  # kept, so the first image's problem is the one reported
+            results[index] = error
+
+    async with anyio.create_task_group() as group:
+        for index, source in enumerate(sources):
+            group.start_soon(load_one, index, source)
+    for result in results:
+        if isinstance(result, RetouchError):
+            raise result
+    return results  # type: ignore[return-value]
+
+
+async def load_input(
+    source: ImageSource, index: int, *, fetcher: UrlFetcher, limits: InputLimits
+) -> InputImage:
+    """One source → a header-checked ``InputImage``."""
+    label = f"{source.param}[{index}]"
+    file = await _open_source(source, label, fetcher=fetcher, limits=limits)
+    fmt, size = inspect_header(file, label, limits)
+    return InputImage(file, fmt, size, label)
+
+
+async def _open_source(
+    source: ImageSource, label: str, *, fetcher: UrlFetcher, limits: InputLimits
+) -> BinaryIO:
+    if isinstance(source, UploadedImage):
+        _check_upload_size(source.file, label, limits.max_bytes)
+        return source.file
+    if source.url.startswith("data:"):
+        return io.BytesIO(decode_data_url(source.url, label, limits.max_bytes))
+    fetched = await fetcher.fetch(source.url, param=source.param)
+    return io.BytesIO(fetched.data)
+
+
+def _check_upload_size(file: BinaryIO, label: str, max_bytes: int) -> None:
+    file.seek(0, io.SEEK_END)
+    size = file.tell()
+    file.seek(0)
+    if size > max_bytes:
+        raise PayloadTooLargeError(
+            f"{label} is {size:,} bytes; the limit is {max_bytes:,} (RETOUCH_MAX_UPLOAD_BYTES).",
+            param=label.split("[")[0],
+            code="image_too_large",
+        )
+
+
+def decode_data_url(url: str, label: str, max_bytes: int) -> bytes:
+    """The bytes of a base64 ``data:`` URL, refusing anything else."""
+    header, sep, payload = url.partition(",")
+    param = label.split("[")[0]
+    if not sep or not header.endswith(";base64"):
+        raise InvalidRequestError(
+            f"{label} is a data: URL without ';base64,'; send data:image/png;base64,<data>.",
+            param=param,
+            code="invalid_url",
+        )
+    if len(payload) * 3 // 4 > max_bytes:
+        raise PayloadTooLargeError(
+            f"{label} decodes to more than {max_bytes:,} bytes (RETOUCH_MAX_UPLOAD_BYTES).",
+            param=param,
+            code="image_too_large",
+        )
+    try:
+        return base64.b64decode(payload, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidRequestError(
+            f"{label} is a data: URL whose base64 payload is malformed ({exc}).",
+            param=param,
+            code="invalid_url",
+        ) from exc
+
+
+def sniff_format(head: bytes) -> str | None:
+    """The Pillow format named by the file's magic bytes, or None."""
+    for signature, offset, fmt in _SIGNATURES:
+        if head[offset : offset + len(signature)] == signature:
+            if fmt != "WEBP" or head[:4] == b"RIFF":
+                return fmt
+    return None
+
+
+def inspect_header(file: BinaryIO, label: str, limits: InputLimits) -> tuple[str, tuple[int, int]]:
+    """Format and upright (width, height) from the header alone; no pixels are decoded."""
+    param = label.split("[")[0]
+    file.seek(0)
+    head = file.read(16)
+    file.seek(0)
+    if not head:
+        raise InvalidImageError(f"{label} is empty (0 bytes).", param=param)
+    fmt = sniff_format(head)
+    if fmt is None:
+        raise InvalidImageError(
+            f"{label} is not a supported image; send PNG, JPEG, WebP, GIF, BMP or TIFF.",
+            param=param,
+        )
+    width, height, orientation = _read_header(file, fmt, label, param)
+    _check_pixels(width, height, label, param, limits.max_pixels)
+    if orientation in _SWAPPING_ORIENTATIONS:
+        width, height = height, width
+    return fmt, (width, height)
+
+
+def _read_header(file: BinaryIO, fmt: str, label: str, param: str) -> tuple[int, int, int]:
+    try:
+        with Image.open(file, formats=[fmt]) as img:
+            orientation = img.getexif().get(_EXIF_ORIENTATION, 1) if fmt in ("JPEG", "WEBP", "TIFF", "PNG") else 1
+            return img.width, img.height, orientation
+    except Image.DecompressionBombError as exc:
+        raise PayloadTooLargeError(
+            f"{label} declares too many pixels ({exc}).", param=param, code="image_too_large"
+        ) from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise InvalidImageError(
+            f"{label} looks like {fmt} but its header is corrupt ({exc}).", param=param
+        ) from exc
+    finally:
+        file.seek(0)
+
+
+def _check_pixels(width: int, height: int, label: str, param: str, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        raise PayloadTooLargeError(
+            f"{label} is {width}x{height} = {width * height:,} pixels; the limit is "
+            f"{max_pixels:,} (RETOUCH_MAX_PIXELS).",
+            param=param,
+            code="image_too_large",
+        )

@@ -1,0 +1,1 @@
+"""Backends behind the public model ids: the contract, the registry, the built-in engine."""

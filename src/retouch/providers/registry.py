@@ -1,0 +1,106 @@
+"""Model ids → backend instances, declared as data in ``models.yaml`` files."""
+
+from __future__ import annotations
+
+import importlib
+from importlib import resources
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from retouch.errors import ModelNotFoundError
+from retouch.providers.base import EditModel
+
+BUILTIN_PROVIDERS = {
+    "basic": "retouch.providers.basic:BasicEditModel",
+}
+ENTRY_POINT_GROUP = "retouch.providers"
+_ENTRY_KEYS = {"id", "aliases", "provider", "description", "owned_by"}
+
+
+class ConfigError(Exception):
+    """A models file that cannot be used; raised at start-up, never per request."""
+
+
+class ModelRegistry:
+    """Looks models up by id or alias; never by substring."""
+
+    def __init__(self, models: list[EditModel], default_model: str) -> None:
+        self._models = list(models)
+        self._by_name: dict[str, EditModel] = {}
+        for model in self._models:
+            for name in [model.id, *model.aliases]:
+                if name in self._by_name:
+                    raise ConfigError(f"model name {name!r} is declared twice")
+                self._by_name[name] = model
+        self.default_model = default_model
+
+    @classmethod
+    def from_files(cls, user_file: Path | None, default_model: str) -> ModelRegistry:
+        """The shipped catalogue, overlaid by the user's file when given."""
+        entries = {e["id"]: e for e in _read_entries(_shipped_catalogue(), "models.yaml")}
+        if user_file is not None:
+            text = Path(user_file).read_text(encoding="utf-8")
+            entries.update({e["id"]: e for e in _read_entries(text, str(user_file))})
+        return cls([build_model(entry) for entry in entries.values()], default_model)
+
+    def resolve(self, name: str | None) -> EditModel:
+        """The model called ``name`` (the default when None); 404 listing ids otherwise."""
+        model = self._by_name.get(name or self.default_model)
+        if model is None:
+            raise ModelNotFoundError(
+                f"The model {name!r} does not exist. Available models: "
+                f"{', '.join(m.id for m in self._models)}. GET /v1/models lists them "
+                "with their aliases.",
+                param="model",
+            )
+        return model
+
+    def models(self) -> list[EditModel]:
+        return list(self._models)
+
+
+def _shipped_catalogue() -> str:
+    return resources.files("retouch").joinpath("models.yaml").read_text(encoding="utf-8")
+
+
+def _read_entries(text: str, origin: str) -> list[dict[str, Any]]:
+    try:
+        document = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{origin}: not valid YAML ({exc})") from exc
+    entries = document.get("models") if isinstance(document, dict) else None
+    if not isinstance(entries, list):
+        raise ConfigError(f"{origin}: expected a top-level 'models:' list")
+    for entry in entries:
+        if not isinstance(entry, dict) or not entry.get("id") or not entry.get("provider"):
+            raise ConfigError(f"{origin}: every model needs 'id' and 'provider': {entry!r}")
+    return entries
+
+
+def build_model(entry: dict[str, Any]) -> EditModel:
+    """Instantiate the backend class named by ``entry['provider']``."""
+    backend = load_provider(entry["provider"])
+    config = {k: v for k, v in entry.items() if k not in _ENTRY_KEYS}
+    return backend(
+        entry["id"],
+        aliases=entry.get("aliases") or [],
+        description=" ".join(str(entry.get("description", "")).split()),
+        owned_by=entry.get("owned_by", "retouch"),
+        config=config,
+    )
+
+
+def load_provider(name: str) -> type[EditModel]:
+    """The backend class for a provider name: built-ins first, then entry points."""
+    target = BUILTIN_PROVIDERS.get(name)
+    if target is None:
+        found = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+        if not found:
+            known = ", ".join(sorted(BUILTIN_PROVIDERS))
+            raise ConfigError(f"unknown provider {name!r}; built-in providers: {known}")
+        return found[0].load()
+    module_name, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)

@@ -1,0 +1,253 @@
+"""One edit or generation, start to finish; no HTTP types in here.
+
+resolve model → check the request against its capabilities → gather inputs → run the
+backend → encode and store (or base64) the outputs → ``ImagesResponse``.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import logging
+import os
+import time
+from dataclasses import dataclass
+
+import anyio
+import numpy as np
+from PIL import Image
+
+from retouch.config import Settings
+from retouch.engine.codecs import CONTENT_TYPES, encode, flatten_alpha
+from retouch.errors import InvalidRequestError, ModelUnavailableError
+from retouch.fetch import UrlFetcher
+from retouch.inputs import InputImage, InputLimits, load_input, load_inputs
+from retouch.protocol import EditRequest, ImageData, ImageParams, ImagesResponse, Usage
+from retouch.providers.base import EditJob, EditModel, EditResult, OutputImage
+from retouch.providers.registry import ModelRegistry
+from retouch.storage import Storage
+
+log = logging.getLogger("retouch.service")
+
+
+@dataclass
+class Delivered:
+    """An encoded output: bytes, and where it went (a URL, base64, or both empty)."""
+
+    data: bytes
+    url: str = ""
+    b64_json: str = ""
+
+
+class EditService:
+    """The orchestration of DESIGN.md's data flow, shared by the HTTP API and the CLI."""
+
+    def __init__(self, settings: Settings, registry: ModelRegistry, storage: Storage,
+                 fetcher: UrlFetcher) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.storage = storage
+        self.fetcher = fetcher
+        self.limits = InputLimits(
+            max_images=settings.max_images,
+            max_pixels=settings.max_pixels,
+            max_bytes=settings.max_upload_bytes,
+        )
+        self._threads = settings.engine_threads or os.cpu_count() or 1
+        self._encoders: anyio.CapacityLimiter | None = None  # made inside the event loop
+
+    async def edit(self, request: EditRequest, base_url: str) -> ImagesResponse:
+        """Edit ``request.images`` (the first is the one edited) as the prompt says."""
+        params = request.params
+        model = self.prepare(params, image_count=len(request.images), has_mask=request.mask is not None)
+        options = model.parse_options(params.options)
+        images = await load_inputs(request.images, fetcher=self.fetcher, limits=self.limits)
+        mask = await self._load_mask(request, images)
+        job = self._job(params, images, mask, options)
+        result = await model.edit(job)
+        return await self.respond(result, params, base_url)
+
+    async def generate(self, params: ImageParams, base_url: str) -> ImagesResponse:
+        """Create images from the prompt alone."""
+        model = self.prepare(params, image_count=0, has_mask=False)
+        options = model.parse_options(params.options)
+        result = await model.edit(self._job(params, [], None, options))
+        return await self.respond(result, params, base_url)
+
+    def prepare(self, params: ImageParams, *, image_count: int, has_mask: bool) -> EditModel:
+        """Resolve the model and reject what it cannot do, before any work is done."""
+        model = self.registry.resolve(params.model)
+        availability = model.availability()
+        if not availability.available:
+            raise ModelUnavailableError(
+                f"{model.id} is unavailable: {availability.reason}. Fix: {availability.fix}",
+                param="model",
+            )
+        check_request(model, params, image_count=image_count, has_mask=has_mask,
+                      settings=self.settings)
+        _log_unused(model, params)
+        return model
+
+    async def _load_mask(self, request: EditRequest, images: list[InputImage]) -> InputImage | None:
+        if request.mask is None:
+            return None
+        mask = await load_input(request.mask, 0, fetcher=self.fetcher, limits=self.limits)
+        first = images[0]
+        if (mask.width, mask.height) != (first.width, first.height):
+            raise InvalidRequestError(
+                f"The mask is {mask.width}x{mask.height} but the first image is "
+                f"{first.width}x{first.height}; they must be the same size.",
+                param="mask",
+                code="invalid_mask",
+            )
+        return mask
+
+    def _job(self, params: ImageParams, images, mask, options) -> EditJob:
+        return EditJob(
+            prompt=params.prompt, images=images, mask=mask, n=params.n, size=params.size_wh,
+            seed=params.seed, background=params.background, output_format=params.encoding,
+            quality=params.quality, options=options,
+        )
+
+    async def respond(self, result: EditResult, params: ImageParams, base_url: str) -> ImagesResponse:
+        """Encode each output once, then store it or inline it as base64."""
+        delivered = await self.deliver(result.images, params, base_url)
+        first = _first_pixels(result.images)
+        return ImagesResponse(
+            created=int(time.time()),
+            data=[ImageData(url=d.url, b64_json=d.b64_json, revised_prompt=result.revised_prompt)
+                  for d in delivered],
+            background=_background_of(first, params),
+            output_format=params.encoding,
+            quality=params.quality,
+            size=f"{first.shape[1]}x{first.shape[0]}" if first is not None else None,
+            usage=Usage(**result.usage) if result.usage else None,
+        )
+
+    async def deliver(self, outputs: list[OutputImage], params: ImageParams, base_url: str) -> list[Delivered]:
+        delivered: dict[int, Delivered] = {}
+        for output in outputs:
+            key = id(output)  # n identical outputs (the same object) are encoded once
+            if key not in delivered:
+                delivered[key] = await self._deliver_one(output, params, base_url)
+        return [delivered[id(output)] for output in outputs]
+
+    async def _deliver_one(self, output: OutputImage, params: ImageParams, base_url: str) -> Delivered:
+        inline = params.delivery == "b64_json"
+        if self._encoders is None:
+            self._encoders = anyio.CapacityLimiter(self._threads)
+        data, b64 = await anyio.to_thread.run_sync(
+            encode_output, output, params, inline, limiter=self._encoders
+        )
+        if inline:
+            return Delivered(data=data, b64_json=b64)
+        stored = await self.storage.put(data, CONTENT_TYPES[params.encoding])
+        public = (self.settings.public_url or base_url).rstrip("/")
+        return Delivered(data=data, url=public + self.storage.url_path(stored.name))
+
+
+def encode_output(output: OutputImage, params: ImageParams, inline: bool) -> tuple[bytes, str]:
+    """Bytes in the requested encoding (and their base64 when inlined). Runs in a thread."""
+    if output.data is not None and output.content_type == CONTENT_TYPES[params.encoding]:
+        data = output.data
+    else:
+        pixels = output.pixels if output.pixels is not None else _decode(output.data)
+        if params.background == "opaque":
+            pixels = flatten_alpha(pixels)
+        quality = params.output_compression
+        data = encode(pixels, params.encoding, quality=quality)
+    return data, base64.b64encode(data).decode("ascii") if inline else ""
+
+
+def _decode(data: bytes | None) -> np.ndarray:
+    with Image.open(io.BytesIO(data or b"")) as img:
+        return np.asarray(img.convert("RGBA" if "A" in img.getbands() else "RGB"))
+
+
+def _first_pixels(outputs: list[OutputImage]) -> np.ndarray | None:
+    return outputs[0].pixels if outputs and outputs[0].pixels is not None else None
+
+
+def _background_of(pixels: np.ndarray | None, params: ImageParams) -> str | None:
+    if pixels is None:
+        return params.background
+    has_alpha = pixels.ndim == 3 and pixels.shape[2] == 4 and params.background != "opaque"
+    return "transparent" if has_alpha and params.encoding != "jpeg" else "opaque"
+
+
+def check_request(model: EditModel, params: ImageParams, *, image_count: int, has_mask: bool,
+                  settings: Settings) -> None:
+    """The generic checks every backend gets: each failure is a 400 naming the param."""
+    editing = image_count > 0 or has_mask
+    _check_prompt(params, settings)
+    _check_mode(model, editing, image_count)
+    _check_counts(model, params, image_count, settings)
+    if has_mask and not model.supports_mask:
+        raise InvalidRequestError(f"{model.id} does not accept a mask.", param="mask")
+    _check_output(model, params, settings)
+
+
+def _check_prompt(params: ImageParams, settings: Settings) -> None:
+    if not params.prompt.strip():
+        raise InvalidRequestError("prompt is required and must not be empty.", param="prompt",
+                                  code="missing_required_parameter")
+    if len(params.prompt) > settings.max_prompt_chars:
+        raise InvalidRequestError(
+            f"prompt is {len(params.prompt):,} characters; the limit is "
+            f"{settings.max_prompt_chars:,}.", param="prompt", code="string_above_max_length")
+
+
+def _check_mode(model: EditModel, editing: bool, image_count: int) -> None:
+    if not editing and not model.supports_generation:
+        raise InvalidRequestError(
+            f"{model.id} edits images and cannot generate from a prompt alone; send at "
+            "least one image (image, image[] or image_urls) to /v1/images/edits.",
+            param="image", code="missing_image")
+    if editing and not model.supports_edits:
+        raise InvalidRequestError(f"{model.id} only generates images; it cannot edit them.",
+                                  param="model")
+    if editing and image_count < model.min_input_images:
+        raise InvalidRequestError(
+            f"{model.id} needs at least {model.min_input_images} input image(s); got {image_count}.",
+            param="image", code="missing_image")
+
+
+def _check_counts(model: EditModel, params: ImageParams, image_count: int, settings: Settings) -> None:
+    if params.n > model.max_n:
+        raise InvalidRequestError(f"n={params.n} is above {model.id}'s maximum of {model.max_n}.",
+                                  param="n")
+    most = min(settings.max_images, model.max_input_images)
+    if image_count > most:
+        raise InvalidRequestError(
+            f"{image_count} images were sent; {model.id} accepts at most {most} per request.",
+            param="image", code="too_many_images")
+
+
+def _check_output(model: EditModel, params: ImageParams, settings: Settings) -> None:
+    if params.encoding not in model.output_formats:
+        raise InvalidRequestError(
+            f"output_format={params.encoding!r} is not offered by {model.id}; choose one of "
+            f"{', '.join(model.output_formats)}.", param="output_format")
+    if params.background == "transparent" and params.encoding == "jpeg":
+        raise InvalidRequestError(
+            "background='transparent' needs output_format png or webp; JPEG has no alpha.",
+            param="background")
+    if params.output_compression is not None and params.encoding == "png":
+        raise InvalidRequestError(
+            "output_compression applies to jpeg and webp output; PNG is lossless. Send "
+            "output_format=jpeg or webp, or leave output_compression out.",
+            param="output_compression")
+    size = params.size_wh
+    if size and max(size) > settings.max_output_side:
+        raise InvalidRequestError(
+            f"size={params.size} exceeds the largest side allowed, {settings.max_output_side} "
+            "pixels (RETOUCH_MAX_OUTPUT_SIDE).", param="size")
+
+
+def _log_unused(model: EditModel, params: ImageParams) -> None:
+    for name in sorted(model.ignored_params):
+        value = getattr(params, name, None)
+        if value is not None:
+            log.info("model %s does not use %s=%r; it has no effect", model.id, name, value)
+    if params.options:
+        log.info("passing options %s to model %s", sorted(params.options), model.id)

@@ -1,0 +1,55 @@
+"""Shared fixtures: settings on a temp dir, a real retouch server, test images."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from retouch.config import Settings
+from tests.servers import running_retouch
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip locally when a tool is missing; in CI a missing tool is a failure."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"CI must run every test: {reason}")
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def make_settings(tmp_path) -> Callable[..., Settings]:
+    def make(**overrides) -> Settings:
+        overrides.setdefault("data_dir", tmp_path / "var")
+        return Settings(_env_file=None, **overrides)
+
+    return make
+
+
+@pytest.fixture
+def settings(make_settings) -> Settings:
+    return make_settings()
+
+
+@pytest.fixture
+def server(settings) -> Iterator[str]:
+    """Base URL of a real retouch server with default settings (no keys)."""
+    with running_retouch(settings) as url:
+        yield url
+
+
+@pytest.fixture
+def client(server) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server, timeout=30) as http:
+        yield http

@@ -1,0 +1,20 @@
+"""A third-party backend, as another package would ship it through an entry point."""
+
+from __future__ import annotations
+
+import os
+
+from retouch.providers.base import Availability, EditJob, EditModel, EditResult
+
+
+class KeyedModel(EditModel):
+    provider = "test-keyed"
+    supports_generation = True
+
+    def availability(self) -> Availability:
+        if os.environ.get("ACME_API_KEY"):
+            return Availability(True)
+        return Availability(False, reason="ACME_API_KEY is not set", fix="set ACME_API_KEY to your Acme key")
+
+    async def edit(self, job: EditJob) -> EditResult:
+        raise AssertionError("must not be called while unavailable")
