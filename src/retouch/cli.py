@@ -9,8 +9,10 @@ import sys
 from pathlib import Path
 
 import httpx
+from pydantic import ValidationError
 
 from retouch.config import Settings, check_serve_safety
+from retouch.providers.registry import ConfigError
 
 _DEFAULT_OUT = {"edit": "edited.png", "generate": "generated.png"}
 _FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
@@ -22,7 +24,12 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 2
-    return args.run(args)
+    try:
+        return args.run(args)
+    except (ConfigError, ValidationError, OSError) as exc:
+        # Configuration mistakes are the user's to fix: say what, not a traceback.
+        print(f"retouch: {exc}", file=sys.stderr)
+        return 2
 
 
 def _parser() -> argparse.ArgumentParser:

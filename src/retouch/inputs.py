@@ -37,6 +37,18 @@ _EXIF_ORIENTATION = 0x0112
 
 
 @dataclass(frozen=True)
+class Slot:
+    """Where an input came from: its request field and position, for error messages."""
+
+    param: str
+    index: int = 0
+
+    @property
+    def label(self) -> str:
+        return f"{self.param}[{self.index}]"
+
+
+@dataclass(frozen=True)
 class InputLimits:
     max_images: int = 16
     max_pixels: int = 50_000_000
@@ -46,11 +58,11 @@ class InputLimits:
 class InputImage:
     """A validated input image: format and size known, pixels decoded on demand."""
 
-    def __init__(self, file: BinaryIO, fmt: str, size: tuple[int, int], label: str) -> None:
+    def __init__(self, file: BinaryIO, fmt: str, size: tuple[int, int], slot: Slot) -> None:
         self.file = file
         self.format = fmt
         self.width, self.height = size
-        self.label = label
+        self.slot = slot
 
     def read_bytes(self) -> bytes:
         """The original encoded bytes (for backends that upload them as they are)."""
@@ -67,8 +79,8 @@ class InputImage:
                 return np.asarray(img.convert(_target_mode(img)))
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise InvalidImageError(
-                f"{self.label} could not be decoded ({exc}); the file is truncated or corrupt.",
-                param=self.label.split("[")[0],
+                f"{self.slot.label} could not be decoded ({exc}); the file is truncated or corrupt.",
+                param=self.slot.param,
             ) from exc
 
 
@@ -109,40 +121,40 @@ async def load_input(
     source: ImageSource, index: int, *, fetcher: UrlFetcher, limits: InputLimits
 ) -> InputImage:
     """One source → a header-checked ``InputImage``."""
-    label = f"{source.param}[{index}]"
-    file = await _open_source(source, label, fetcher=fetcher, limits=limits)
-    fmt, size = inspect_header(file, label, limits)
-    return InputImage(file, fmt, size, label)
+    slot = Slot(source.param, index)
+    file = await _open_source(source, slot, fetcher=fetcher, limits=limits)
+    fmt, size = inspect_header(file, slot, limits)
+    return InputImage(file, fmt, size, slot)
 
 
 async def _open_source(
-    source: ImageSource, label: str, *, fetcher: UrlFetcher, limits: InputLimits
+    source: ImageSource, slot: Slot, *, fetcher: UrlFetcher, limits: InputLimits
 ) -> BinaryIO:
     if isinstance(source, UploadedImage):
-        _check_upload_size(source.file, label, limits.max_bytes)
+        _check_upload_size(source.file, slot, limits.max_bytes)
         return source.file
     if source.url.startswith("data:"):
-        return io.BytesIO(decode_data_url(source.url, label, limits.max_bytes))
+        return io.BytesIO(decode_data_url(source.url, slot, limits.max_bytes))
     fetched = await fetcher.fetch(source.url, param=source.param)
     return io.BytesIO(fetched.data)
 
 
-def _check_upload_size(file: BinaryIO, label: str, max_bytes: int) -> None:
+def _check_upload_size(file: BinaryIO, slot: Slot, max_bytes: int) -> None:
     file.seek(0, io.SEEK_END)
     size = file.tell()
     file.seek(0)
     if size > max_bytes:
         raise PayloadTooLargeError(
-            f"{label} is {size:,} bytes; the limit is {max_bytes:,} (RETOUCH_MAX_UPLOAD_BYTES).",
-            param=label.split("[")[0],
+            f"{slot.label} is {size:,} bytes; the limit is {max_bytes:,} (RETOUCH_MAX_UPLOAD_BYTES).",
+            param=slot.param,
             code="image_too_large",
         )
 
 
-def decode_data_url(url: str, label: str, max_bytes: int) -> bytes:
+def decode_data_url(url: str, slot: Slot, max_bytes: int) -> bytes:
     """The bytes of a base64 ``data:`` URL, refusing anything else."""
     header, sep, payload = url.partition(",")
-    param = label.split("[")[0]
+    label, param = slot.label, slot.param
     if not sep or not header.endswith(";base64"):
         raise InvalidRequestError(
             f"{label} is a data: URL without ';base64,'; send data:image/png;base64,<data>.",
@@ -174,9 +186,9 @@ def sniff_format(head: bytes) -> str | None:
     return None
 
 
-def inspect_header(file: BinaryIO, label: str, limits: InputLimits) -> tuple[str, tuple[int, int]]:
+def inspect_header(file: BinaryIO, slot: Slot, limits: InputLimits) -> tuple[str, tuple[int, int]]:
     """Format and upright (width, height) from the header alone; no pixels are decoded."""
-    param = label.split("[")[0]
+    label, param = slot.label, slot.param
     file.seek(0)
     head = file.read(16)
     file.seek(0)
@@ -198,7 +210,7 @@ def inspect_header(file: BinaryIO, label: str, limits: InputLimits) -> tuple[str
 def _read_header(file: BinaryIO, fmt: str, label: str, param: str) -> tuple[int, int, int]:
     try:
         with Image.open(file, formats=[fmt]) as img:
-            orientation = img.getexif().get(_EXIF_ORIENTATION, 1) if fmt in ("JPEG", "WEBP", "TIFF", "PNG") else 1
+            orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
             return img.width, img.height, orientation
     except Image.DecompressionBombError as exc:
         raise PayloadTooLargeError(

@@ -59,7 +59,8 @@ class EditService:
     async def edit(self, request: EditRequest, base_url: str) -> ImagesResponse:
         """Edit ``request.images`` (the first is the one edited) as the prompt says."""
         params = request.params
-        model = self.prepare(params, image_count=len(request.images), has_mask=request.mask is not None)
+        model = self.prepare(params, editing=True, image_count=len(request.images),
+                             has_mask=request.mask is not None)
         options = model.parse_options(params.options)
         images = await load_inputs(request.images, fetcher=self.fetcher, limits=self.limits)
         mask = await self._load_mask(request, images)
@@ -69,12 +70,12 @@ class EditService:
 
     async def generate(self, params: ImageParams, base_url: str) -> ImagesResponse:
         """Create images from the prompt alone."""
-        model = self.prepare(params, image_count=0, has_mask=False)
+        model = self.prepare(params, editing=False, image_count=0, has_mask=False)
         options = model.parse_options(params.options)
         result = await model.edit(self._job(params, [], None, options))
         return await self.respond(result, params, base_url)
 
-    def prepare(self, params: ImageParams, *, image_count: int, has_mask: bool) -> EditModel:
+    def prepare(self, params: ImageParams, *, editing: bool, image_count: int, has_mask: bool) -> EditModel:
         """Resolve the model and reject what it cannot do, before any work is done."""
         model = self.registry.resolve(params.model)
         availability = model.availability()
@@ -83,7 +84,7 @@ class EditService:
                 f"{model.id} is unavailable: {availability.reason}. Fix: {availability.fix}",
                 param="model",
             )
-        check_request(model, params, image_count=image_count, has_mask=has_mask,
+        check_request(model, params, editing=editing, image_count=image_count, has_mask=has_mask,
                       settings=self.settings)
         _log_unused(model, params)
         return model
@@ -175,10 +176,9 @@ def _background_of(pixels: np.ndarray | None, params: ImageParams) -> str | None
     return "transparent" if has_alpha and params.encoding != "jpeg" else "opaque"
 
 
-def check_request(model: EditModel, params: ImageParams, *, image_count: int, has_mask: bool,
-                  settings: Settings) -> None:
+def check_request(model: EditModel, params: ImageParams, *, editing: bool, image_count: int,
+                  has_mask: bool, settings: Settings) -> None:
     """The generic checks every backend gets: each failure is a 400 naming the param."""
-    editing = image_count > 0 or has_mask
     _check_prompt(params, settings)
     _check_mode(model, editing, image_count)
     _check_counts(model, params, image_count, settings)
@@ -206,10 +206,12 @@ def _check_mode(model: EditModel, editing: bool, image_count: int) -> None:
     if editing and not model.supports_edits:
         raise InvalidRequestError(f"{model.id} only generates images; it cannot edit them.",
                                   param="model")
-    if editing and image_count < model.min_input_images:
+    if editing and image_count < max(1, model.min_input_images):
         raise InvalidRequestError(
-            f"{model.id} needs at least {model.min_input_images} input image(s); got {image_count}.",
-            param="image", code="missing_image")
+            f"An edit needs an image to edit: send 'image' (a file), 'image[]', 'image_urls' "
+            f"or 'images'; {model.id} takes {max(1, model.min_input_images)} to "
+            f"{model.max_input_images}. To create an image from a prompt alone, use "
+            "/v1/images/generations.", param="image", code="missing_image")
 
 
 def _check_counts(model: EditModel, params: ImageParams, image_count: int, settings: Settings) -> None:

@@ -2,52 +2,65 @@
 
 from __future__ import annotations
 
-import base64
-
 import httpx
 import pytest
 
 from retouch.config import check_serve_safety
-from tests.images import png
-from tests.servers import running_retouch
+from tests.images import decode, png
+from tests.servers import running_retouch, static_server
 
 SEED_BODY = {
-    "model": "retouch/basic",
+    "model": "retouch/basic",  # the seed names dreamomni2-image-to-image
     "prompt": "Replace the first image have the same image style as the second image.",
-    "image_urls": [],  # filled per test
+    "image_urls": ["{static}/example1.png", "{static}/example2.png"],
     "n": 1,
     "output_format": "url",
 }
 
 
 @pytest.fixture
-def keyed_server(make_settings):
-    with running_retouch(make_settings(api_keys="sk-alpha, sk-beta")) as url:
+def static(tmp_path):
+    from tests.images import solid
+
+    folder = tmp_path / "static"
+    folder.mkdir()
+    (folder / "example1.png").write_bytes(png(solid((200, 40, 40), 48, 32)))
+    (folder / "example2.png").write_bytes(png(solid((40, 40, 200))))
+    with static_server(folder) as url:
         yield url
 
 
-def _seed_body() -> dict:
-    from tests.images import solid
+@pytest.fixture
+def keyed_server(make_settings, static):
+    settings = make_settings(api_keys="sk-alpha, sk-beta", allowed_hosts="127.0.0.1")
+    with running_retouch(settings) as url:
+        yield url
 
-    urls = [f"data:image/png;base64,{base64.b64encode(png(solid(c))).decode()}" for c in ((200, 30, 30), (30, 30, 200))]
-    return {**SEED_BODY, "image_urls": urls}
+
+def _seed_body(static: str) -> dict:
+    return {**SEED_BODY, "image_urls": [u.format(static=static) for u in SEED_BODY["image_urls"]]}
 
 
 @pytest.mark.parametrize("header", ["Bearer sk-alpha", "sk-beta", "bearer sk-alpha"])
-def test_seed_request_with_both_header_forms(keyed_server, header):
-    response = httpx.post(f"{keyed_server}/v1/images/edits", json=_seed_body(), headers={"Authorization": header})
+def test_seed_request_with_both_header_forms(keyed_server, static, header):
+    response = httpx.post(f"{keyed_server}/v1/images/edits", json=_seed_body(static),
+                          headers={"Authorization": header, "Content-Type": "application/json"})
     assert response.status_code == 200, response.text
-    item = response.json()["data"][0]
+    body = response.json()
+    assert isinstance(body["created"], int)
+    item = body["data"][0]
+    assert set(item) == {"url", "b64_json", "revised_prompt"}
     assert item["url"].startswith(keyed_server) and item["b64_json"] == ""
     assert item["revised_prompt"] == "restyle with the colours of the second image"
-    image = httpx.get(item["url"])
-    assert image.status_code == 200
+    restyled = decode(httpx.get(item["url"]).content).astype(int)
+    assert restyled.shape[:2] == (32, 48)
+    assert restyled[..., 2].mean() > restyled[..., 0].mean(), "red image takes the blue style"
 
 
 @pytest.mark.parametrize("headers", [{}, {"Authorization": "Bearer sk-wrong"}, {"Authorization": "Bearer"},
                                      {"Authorization": "sk-alph"}])
-def test_missing_or_wrong_key_is_401(keyed_server, headers):
-    response = httpx.post(f"{keyed_server}/v1/images/edits", json=_seed_body(), headers=headers)
+def test_missing_or_wrong_key_is_401(keyed_server, static, headers):
+    response = httpx.post(f"{keyed_server}/v1/images/edits", json=_seed_body(static), headers=headers)
     assert response.status_code == 401
     error = response.json()["error"]
     assert error["code"] == "invalid_api_key" and error["type"] == "invalid_request_error"

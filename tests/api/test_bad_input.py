@@ -103,9 +103,10 @@ def test_instruction_needing_a_second_image(client):
     assert "second image" in error["message"]
 
 
-def test_no_image_for_edit_with_unreadable_prompt(client):
+def test_edit_without_an_image(client):
     response = client.post("/v1/images/edits", json={"prompt": "grayscale"})
-    _assert_error(response, 422, "prompt")
+    error = _assert_error(response, 400, "image", "missing_image")
+    assert "generations" in error["message"]
 
 
 @pytest.mark.parametrize("fields, param", [

@@ -40,7 +40,7 @@ def test_alias_works_for_edits(client):
     assert response.status_code == 200, response.text
 
 
-def test_user_models_file_adds_an_unavailable_model(make_settings, tmp_path):
+def test_user_models_file_adds_an_unavailable_model(make_settings, tmp_path, monkeypatch):
     models_file = tmp_path / "models.yaml"
     models_file.write_text(
         "models:\n"
@@ -54,16 +54,15 @@ def test_user_models_file_adds_an_unavailable_model(make_settings, tmp_path):
 
     import retouch.providers.registry as registry
 
-    original = registry.entry_points
-    registry.entry_points = lambda group: [EntryPoint("test-keyed", "tests.fake_providers:KeyedModel", group)]
-    try:
-        with running_retouch(settings) as base:
-            card = httpx.get(f"{base}/v1/models/needs-key").json()
-            assert card["available"] is False
-            assert "ACME_API_KEY" in card["fix"]
-            response = httpx.post(f"{base}/v1/images/generations", json={"model": "needs-key", "prompt": "x"})
-            assert response.status_code == 503
-            assert response.headers["x-should-retry"] == "false"
-            assert "ACME_API_KEY" in response.json()["error"]["message"]
-    finally:
-        registry.entry_points = original
+    # Installed packages are the edge here: stand in one package's entry point.
+    monkeypatch.delenv("ACME_API_KEY", raising=False)
+    monkeypatch.setattr(registry, "entry_points",
+                        lambda group: [EntryPoint("test-keyed", "tests.fake_providers:KeyedModel", group)])
+    with running_retouch(settings) as base:
+        card = httpx.get(f"{base}/v1/models/needs-key").json()
+        assert card["available"] is False
+        assert "ACME_API_KEY" in card["fix"]
+        response = httpx.post(f"{base}/v1/images/generations", json={"model": "needs-key", "prompt": "x"})
+        assert response.status_code == 503
+        assert response.headers["x-should-retry"] == "false"
+        assert "ACME_API_KEY" in response.json()["error"]["message"]

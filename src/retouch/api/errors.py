@@ -13,7 +13,7 @@ from retouch.errors import InvalidRequestError, RetouchError
 
 log = logging.getLogger("retouch.api")
 
-_HTTP_TYPES = {401: "invalid_request_error", 404: "invalid_request_error", 405: "invalid_request_error"}
+_HTTP_CODES = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
 
 
 def render(error: RetouchError) -> JSONResponse:
@@ -26,9 +26,9 @@ async def _retouch_error(request: Request, exc: RetouchError) -> JSONResponse:
 
 
 async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
-    code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(exc.status_code)
-    body = {"error": {"message": str(exc.detail), "type": _HTTP_TYPES.get(exc.status_code, "invalid_request_error"),
-                      "param": None, "code": code}}
+    # Starlette's own errors (unknown route, wrong method, malformed multipart).
+    body = {"error": {"message": str(exc.detail), "type": "invalid_request_error",
+                      "param": None, "code": _HTTP_CODES.get(exc.status_code)}}
     return JSONResponse(body, status_code=exc.status_code, headers=getattr(exc, "headers", None))
 
 

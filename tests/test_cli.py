@@ -1,0 +1,93 @@
+"""``retouch edit | generate | models | serve`` as a user runs them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from retouch.cli import main
+from tests.images import decode, gradient, png, solid
+from tests.servers import running_retouch
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RETOUCH_DATA_DIR", str(tmp_path / "var"))
+    for name in ("RETOUCH_API_KEYS", "RETOUCH_MODELS_FILE"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_edit_in_process_writes_the_result(tmp_path, capsys):
+    source = tmp_path / "in.png"
+    source.write_bytes(png(gradient()))
+    assert main(["edit", str(source), "-p", "flip horizontally", "-o", str(tmp_path / "out.png")]) == 0
+    assert np.array_equal(decode((tmp_path / "out.png").read_bytes()), gradient()[:, ::-1])
+    captured = capsys.readouterr()
+    assert "out.png" in captured.out and "flip horizontal" in captured.err
+
+
+def test_edit_two_images_n_two_and_jpeg_by_extension(tmp_path):
+    red, blue = tmp_path / "red.png", tmp_path / "blue.png"
+    red.write_bytes(png(solid((220, 30, 30))))
+    blue.write_bytes(png(solid((30, 30, 220))))
+    out = tmp_path / "res.jpg"
+    assert main(["edit", str(red), str(blue), "-p", "same style as the second image", "-n", "2", "-o", str(out)]) == 0
+    for name in ("res-1.jpg", "res-2.jpg"):
+        data = (tmp_path / name).read_bytes()
+        assert data[:3] == b"\xff\xd8\xff"
+        assert decode(data)[..., 2].mean() > decode(data)[..., 0].mean()
+
+
+def test_edit_error_is_printed_not_raised(tmp_path, capsys):
+    source = tmp_path / "in.png"
+    source.write_bytes(png())
+    assert main(["edit", str(source), "-p", "add a dragon"]) == 1
+    assert "did not understand" in capsys.readouterr().err
+
+
+def test_generate_in_process(tmp_path):
+    assert main(["generate", "-p", "a 20x10 solid green image", "-o", str(tmp_path / "g.png")]) == 0
+    pixels = decode((tmp_path / "g.png").read_bytes())
+    assert pixels.shape == (10, 20, 3) and tuple(pixels[0, 0]) == (0, 128, 0)
+
+
+def test_edit_against_a_server_with_a_key(tmp_path, make_settings):
+    source = tmp_path / "in.png"
+    source.write_bytes(png(gradient()))
+    with running_retouch(make_settings(api_keys="sk-cli")) as base:
+        code = main(["edit", str(source), "-p", "rotate 90", "--server", base, "--api-key", "sk-cli",
+                     "-o", str(tmp_path / "r.png")])
+        assert code == 0
+        assert decode((tmp_path / "r.png").read_bytes()).shape[:2] == (64, 48)
+        assert main(["edit", str(source), "-p", "rotate 90", "--server", base, "--api-key", "wrong"]) == 1
+
+
+def test_models_lists_basic(capsys):
+    assert main(["models"]) == 0
+    out = capsys.readouterr().out
+    assert "retouch/basic" in out and "available" in out and "basic" in out
+
+
+def test_serve_refuses_public_address_without_keys(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "retouch.cli", "serve", "--host", "0.0.0.0", "--port", "1"],
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert run.returncode == 2
+    assert "RETOUCH_API_KEYS" in run.stderr and "--insecure-no-auth" in run.stderr
+
+
+def test_bad_models_file_is_a_clear_message(tmp_path, monkeypatch, capsys):
+    bad = tmp_path / "models.yaml"
+    bad.write_text("models:\n  - id: x\n    provider: no-such-backend\n")
+    monkeypatch.setenv("RETOUCH_MODELS_FILE", str(bad))
+    assert main(["models"]) == 2
+    assert "unknown provider 'no-such-backend'" in capsys.readouterr().err
+
+
+def test_bad_setting_is_a_clear_message(monkeypatch, capsys):
+    monkeypatch.setenv("RETOUCH_MAX_PIXELS", "lots")
+    assert main(["models"]) == 2
+    assert "max_pixels" in capsys.readouterr().err
