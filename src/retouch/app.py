@@ -12,6 +12,7 @@ from retouch.api.errors import install_error_handlers
 from retouch.auth import StaticKeyAuthenticator
 from retouch.config import Settings
 from retouch.fetch import FetchPolicy, UrlFetcher
+from retouch.memory import TrimMemoryWhenIdle
 from retouch.providers.registry import ModelRegistry
 from retouch.service import EditService
 from retouch.storage import LocalStorage
@@ -47,4 +48,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_error_handlers(app)
     for module in (images, models, files, health):
         app.include_router(module.router)
+    app.add_middleware(TrimMemoryWhenIdle)
     return app

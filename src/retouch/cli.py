@@ -62,12 +62,14 @@ def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from retouch.app import create_app
+    from retouch.memory import keep_large_blocks
 
     settings = Settings()
     problem = check_serve_safety(settings, args.host, args.insecure_no_auth)
     if problem:
         print(f"retouch: {problem}", file=sys.stderr)
         return 2
+    keep_large_blocks()
     uvicorn.run(create_app(settings), host=args.host, port=args.port, proxy_headers=True)
     return 0
 

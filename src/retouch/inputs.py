@@ -75,8 +75,11 @@ class InputImage:
         try:
             with Image.open(self.file, formats=[self.format]) as img:
                 img.load()
-                img = ImageOps.exif_transpose(img)
-                return np.asarray(img.convert(_target_mode(img)))
+                # In place, and convert only when needed: each full copy of a large
+                # image costs page faults on fresh memory in a busy server.
+                ImageOps.exif_transpose(img, in_place=True)
+                mode = _target_mode(img)
+                return np.asarray(img if img.mode == mode else img.convert(mode))
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise InvalidImageError(
                 f"{self.slot.label} could not be decoded ({exc}); the file is truncated or corrupt.",
@@ -123,7 +126,8 @@ async def load_input(
     """One source → a header-checked ``InputImage``."""
     slot = Slot(source.param, index)
     file = await _open_source(source, slot, fetcher=fetcher, limits=limits)
-    fmt, size = inspect_header(file, slot, limits)
+    # Reading a header is small work, but it can touch disk (spooled uploads).
+    fmt, size = await anyio.to_thread.run_sync(inspect_header, file, slot, limits)
     return InputImage(file, fmt, size, slot)
 
 
@@ -210,8 +214,7 @@ def inspect_header(file: BinaryIO, slot: Slot, limits: InputLimits) -> tuple[str
 def _read_header(file: BinaryIO, fmt: str, label: str, param: str) -> tuple[int, int, int]:
     try:
         with Image.open(file, formats=[fmt]) as img:
-            orientation = img.getexif().get(_EXIF_ORIENTATION, 1)
-            return img.width, img.height, orientation
+            return img.width, img.height, _orientation(img)
     except Image.DecompressionBombError as exc:
         raise PayloadTooLargeError(
             f"{label} declares too many pixels ({exc}).", param=param, code="image_too_large"
@@ -222,6 +225,22 @@ def _read_header(file: BinaryIO, fmt: str, label: str, param: str) -> tuple[int,
         ) from exc
     finally:
         file.seek(0)
+
+
+def _orientation(img: Image.Image) -> int:
+    """The EXIF orientation, read without decoding pixels.
+
+    For PNG, ``getexif()`` decodes the whole image to look for an eXIf chunk after
+    the pixel data; only a chunk before it (already in ``info`` at open) is read here.
+    """
+    if img.format != "PNG":
+        return img.getexif().get(_EXIF_ORIENTATION, 1)
+    raw = img.info.get("exif")
+    if not raw:
+        return 1
+    exif = Image.Exif()
+    exif.load(raw)
+    return exif.get(_EXIF_ORIENTATION, 1)
 
 
 def _check_pixels(width: int, height: int, label: str, param: str, max_pixels: int) -> None:

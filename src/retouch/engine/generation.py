@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import re
 
-from PIL import ImageColor
-
 from retouch.engine.ops import Operation
 from retouch.engine.ops.canvas import DEFAULT_SIZE, GradientCanvas, SolidCanvas
+from retouch.engine.phrases import COLOR as _COLOR
+from retouch.engine.phrases import normalise, parse_color
 from retouch.errors import InvalidRequestError, UnsupportedInstructionError
 
 MAX_SIDE = 8192
 EXAMPLES = ("a solid teal 512x512 image", "a 1024x512 blue to purple gradient",
             "vertical gradient from white to navy")
-_NAMES = sorted(ImageColor.colormap, key=len, reverse=True)
-_COLOR = r"(?:#[0-9a-f]{6}\b|#[0-9a-f]{3}\b|\b(?:" + "|".join(_NAMES) + r")\b)"
 _SIZE = re.compile(r"\b(\d{1,5})\s*(?:x|×|by)\s*(\d{1,5})\s*(?:px|pixels)?\b")
 _GRADIENT = re.compile(
     rf"(?:(?P<a>{_COLOR})\s*(?:-|to|and|into)\s*(?P<b>{_COLOR})\s+gradient"
@@ -25,13 +23,11 @@ _FILLER = set(
     "a an the of please make me create generate draw give i want would like an image picture "
     "canvas background square rectangle fill filled solid plain flat blank colour color "
     "coloured colored with in wide tall pixels px horizontal from left to right".split())
-_COMPOUND = re.compile(r"\b(light|dark|pale|deep|hot|sky|sea|navy|forest|royal|steel|slate|"
-                       r"midnight|dodger|cornflower|medium|lime|spring|lawn|olive)\s+(\w+)\b")
 
 
 def read_generation(prompt: str, size: tuple[int, int] | None) -> Operation:
     """The canvas a generation prompt describes; 422 naming what was not understood."""
-    text = _COMPOUND.sub(_join_compound, prompt.lower())
+    text = normalise(prompt)
     size_match = _SIZE.search(text)
     canvas_size = (int(size_match[1]), int(size_match[2])) if size_match else size or DEFAULT_SIZE
     _check_size(canvas_size)
@@ -51,17 +47,12 @@ def _check_size(size: tuple[int, int]) -> None:
             "a smaller size.", param="prompt", code="invalid_size")
 
 
-def _join_compound(match: re.Match) -> str:
-    joined = match[1] + match[2]
-    return joined if joined in ImageColor.colormap else match[0]
-
-
 def _gradient(text: str, size: tuple[int, int]) -> tuple[Operation, str] | None:
     match = _GRADIENT.search(text)
     if match is None:
         return None
     first, second = match["a"] or match["c"], match["b"] or match["d"]
-    operation = GradientCanvas(_rgb(first), _rgb(second), (first, second), size,
+    operation = GradientCanvas(parse_color(first), parse_color(second), (first, second), size,
                                vertical=bool(_VERTICAL.search(text)))
     return operation, text[: match.start()] + " " + text[match.end():]
 
@@ -71,11 +62,7 @@ def _solid(text: str, size: tuple[int, int]) -> tuple[Operation, str] | None:
     if len(matches) != 1:
         return None
     match = matches[0]
-    return SolidCanvas(_rgb(match["color"]), match["color"], size), text[: match.start()] + " " + text[match.end():]
-
-
-def _rgb(name: str) -> tuple[int, int, int]:
-    return ImageColor.getrgb(name)[:3]
+    return SolidCanvas(parse_color(match["color"]), match["color"], size), text[: match.start()] + " " + text[match.end():]
 
 
 def _explain(prompt: str, leftover: list[str]) -> str:

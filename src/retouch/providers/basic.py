@@ -14,7 +14,7 @@ import numpy as np
 
 from retouch.engine.generation import read_generation
 from retouch.engine.instructions import read_instructions
-from retouch.engine.ops import Operation
+from retouch.engine.ops import Context, Operation
 from retouch.engine.ops.geometry import fit_inside
 from retouch.errors import InvalidRequestError
 from retouch.inputs import InputImage
@@ -58,9 +58,10 @@ def run_operations(operations: list[Operation], job: EditJob) -> np.ndarray:
 
     Generations start from no canvas: their first operation creates one."""
     inputs = DecodedInputs(job.images)
+    ctx = Context(inputs)
     canvas = inputs[0] if job.images else None
     for operation in operations:
-        canvas = operation.apply(canvas, inputs)
+        canvas = operation.apply(canvas, ctx)
     if job.size is not None and job.images:
         canvas = fit_inside(canvas, *job.size)
     return canvas

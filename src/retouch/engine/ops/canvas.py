@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from retouch.engine.ops import Operation
+from retouch.engine.ops import Context, Operation
 
 DEFAULT_SIZE = (1024, 1024)
 
@@ -21,7 +20,7 @@ class SolidCanvas(Operation):
     size: tuple[int, int] = DEFAULT_SIZE
     images_needed = 0
 
-    def apply(self, canvas: np.ndarray | None, inputs: Sequence[np.ndarray]) -> np.ndarray:
+    def apply(self, canvas: np.ndarray | None, ctx: Context) -> np.ndarray:
         width, height = self.size
         return np.full((height, width, 3), self.color, dtype=np.uint8)
 
@@ -40,7 +39,7 @@ class GradientCanvas(Operation):
     vertical: bool = False
     images_needed = 0
 
-    def apply(self, canvas: np.ndarray | None, inputs: Sequence[np.ndarray]) -> np.ndarray:
+    def apply(self, canvas: np.ndarray | None, ctx: Context) -> np.ndarray:
         width, height = self.size
         steps = height if self.vertical else width
         ramp = np.linspace(0.0, 1.0, steps, dtype=np.float32)[:, None]

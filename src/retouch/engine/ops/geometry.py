@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from retouch.engine.ops import Operation
+from retouch.engine.ops import NO_CONTEXT, Context, Operation
+from retouch.engine.phrases import NUMBER, WORD_NUMBER, parse_number, rule
 
 # Exact quarter turns need no resampling: cv2.rotate is a pure copy.
 _QUARTER_TURNS = {
@@ -24,7 +24,7 @@ class Rotate(Operation):
 
     degrees: float
 
-    def apply(self, canvas: np.ndarray, inputs: Sequence[np.ndarray]) -> np.ndarray:
+    def apply(self, canvas: np.ndarray, ctx: Context) -> np.ndarray:
         turn = self.degrees % 360
         if turn == 0:
             return canvas
@@ -58,7 +58,7 @@ class Flip(Operation):
 
     direction: str
 
-    def apply(self, canvas: np.ndarray, inputs: Sequence[np.ndarray]) -> np.ndarray:
+    def apply(self, canvas: np.ndarray, ctx: Context) -> np.ndarray:
         return cv2.flip(canvas, 1 if self.direction == "horizontal" else 0)
 
     def describe(self) -> str:
@@ -82,7 +82,7 @@ class Resize(Operation):
             return self.width, max(1, round(height * self.width / width))
         return max(1, round(width * self.height / height)), self.height
 
-    def apply(self, canvas: np.ndarray, inputs: Sequence[np.ndarray]) -> np.ndarray:
+    def apply(self, canvas: np.ndarray, ctx: Context) -> np.ndarray:
         height, width = canvas.shape[:2]
         new_w, new_h = self.target(width, height)
         if (new_w, new_h) == (width, height):
@@ -103,8 +103,58 @@ def fit_inside(canvas: np.ndarray, width: int, height: int) -> np.ndarray:
     """Scale ``canvas`` to fit inside width×height, keeping its aspect ratio."""
     h, w = canvas.shape[:2]
     factor = min(width / w, height / h)
-    return Resize(scale=factor).apply(canvas, [])
+    return Resize(scale=factor).apply(canvas, NO_CONTEXT)
 
 
 def _fmt(value: float) -> str:
     return f"{value:g}"
+
+
+def _build_rotate(match) -> Operation:
+    degrees = parse_number(match["num"]) if match["num"] else (180 if match["half"] else 90)
+    direction = (match["dir"] or "").replace(" ", "")
+    counter = direction.startswith(("counter", "anti", "ccw", "left", "totheleft"))
+    return Rotate(-degrees if counter else degrees)
+
+
+def _build_flip(match) -> Operation:
+    axis = match["axis"] or ""
+    vertical = any(word in axis for word in ("vertical", "upside", "top", "bottom"))
+    return Flip("vertical" if vertical else "horizontal")
+
+
+def _build_resize(match) -> Operation:
+    if match["w"] and match["h"]:
+        return Resize(width=int(match["w"]), height=int(match["h"]))
+    if match["pct"]:
+        return Resize(scale=parse_number(match["pct"]) / 100)
+    if match["factor"]:
+        return Resize(scale=parse_number(match["factor"]))
+    if match["side"] == "width":
+        return Resize(width=int(match["px"]))
+    return Resize(height=int(match["px"]))
+
+
+_DIRECTION = (r"(?P<dir>counter[- ]?clockwise|anti[- ]?clockwise|clockwise|ccw|cw|to\s+the\s+left|"
+              r"to\s+the\s+right|left|right)")
+_ROTATE = (
+    rf"\b(?:rotate|(?:turn|spin)(?=\s+(?:it\s+|the\s+image\s+)?(?:by\s+)?(?:\d|{WORD_NUMBER}|"
+    rf"clockwise|counter|anti|left|right|upside|half)))\b(?:\s+(?:it|the\s+image|image))?\s*(?:by\s+)?"
+    rf"(?:(?P<num>{NUMBER})\s*(?:degrees?|deg|°)?|(?P<half>half\s+a\s+turn|upside\s+down))?\s*{_DIRECTION}?"
+)
+_FLIP = (r"\b(?:flip|mirror)\b(?:\s+(?:it|the\s+image|image))?\s*"
+         r"(?P<axis>horizontally|vertically|left[- ]to[- ]right|top[- ]to[- ]bottom|upside[- ]down|"
+         r"horizontal|vertical)?")
+_RESIZE = (
+    r"\b(?:resize|scale|shrink|enlarge|downscale|upscale)\b(?:\s+(?:it|the\s+image|image))?\s*(?:down|up)?\s*"
+    r"(?:(?:to|by)\s+)?(?:(?P<w>\d+)\s*(?:x|×|by)\s*(?P<h>\d+)(?:\s*px|\s*pixels)?"
+    r"|(?P<pct>" + NUMBER + r")\s*(?:%|percent)"
+    r"|(?:a\s+factor\s+of\s+)?(?P<factor>\d+(?:\.\d+)?)\s*(?:x|times)"
+    r"|(?:a\s+)?(?P<side>width|height)\s+(?:of\s+)?(?P<px>\d+)\s*(?:px|pixels)?)"
+)
+
+RULES = (
+    rule(_ROTATE, _build_rotate),
+    rule(_FLIP, _build_flip),
+    rule(_RESIZE, _build_resize),
+)

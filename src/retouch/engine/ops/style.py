@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from retouch.engine.ops import Operation
-
-_ORDINALS = ["first", "second", "third", "fourth", "fifth"]
-
+from retouch.engine.ops import Context, Operation, as_rgb, split_alpha
+from retouch.engine.phrases import ordinal_name, ref, reference, rule
 
 @dataclass(frozen=True)
 class ColorTransfer(Operation):
@@ -25,27 +22,29 @@ class ColorTransfer(Operation):
         # "the last image" (-1) still needs a second image to read from.
         return self.source + 1 if self.source >= 0 else 2
 
-    def apply(self, canvas: np.ndarray, inputs: Sequence[np.ndarray]) -> np.ndarray:
-        rgb = _rgb(canvas)
-        target_lab = cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB).astype(np.float32)
-        source_lab = cv2.cvtColor(_rgb(inputs[self.source]), cv2.COLOR_RGB2LAB).astype(np.float32)
+    def apply(self, canvas: np.ndarray, ctx: Context) -> np.ndarray:
+        target_lab = cv2.cvtColor(as_rgb(canvas), cv2.COLOR_RGB2LAB).astype(np.float32)
+        source_lab = cv2.cvtColor(as_rgb(ctx.inputs[self.source]), cv2.COLOR_RGB2LAB).astype(np.float32)
         t_mean, t_std = cv2.meanStdDev(target_lab)
         s_mean, s_std = cv2.meanStdDev(source_lab)
         gain = (s_std / np.maximum(t_std, 1e-3)).reshape(1, 1, 3)
         shifted = (target_lab - t_mean.reshape(1, 1, 3)) * gain + s_mean.reshape(1, 1, 3)
         out = cv2.cvtColor(np.clip(shifted, 0, 255).astype(np.uint8), cv2.COLOR_LAB2RGB)
-        if canvas.ndim == 3 and canvas.shape[2] == 4:
-            return np.dstack([out, canvas[..., 3]])
-        return out
+        _, alpha = split_alpha(canvas)
+        return out if alpha is None else np.dstack([out, alpha])
 
     def describe(self) -> str:
-        if self.source < 0:
-            return "restyle with the colours of the last image"
-        name = _ORDINALS[self.source] if self.source < len(_ORDINALS) else f"#{self.source + 1}"
-        return f"restyle with the colours of the {name} image"
+        return f"restyle with the colours of the {ordinal_name(self.source)} image"
 
 
-def _rgb(pixels: np.ndarray) -> np.ndarray:
-    if pixels.ndim == 2:
-        return cv2.cvtColor(pixels, cv2.COLOR_GRAY2RGB)
-    return np.ascontiguousarray(pixels[..., :3])
+_STYLE = (
+    r"(?:(?:replace|give|make|restyle|change|recolou?r)\s+)?(?:" + ref("dst") + r"\s+)?"
+    r"(?:to\s+)?(?:so\s+it\s+)?(?:have|has|match|matches|take|takes|get|with|use|adopt|look\s+like)?\s*"
+    r"(?:the\s+)?(?:same\s+)?(?:image\s+|colou?r\s+|visual\s+|overall\s+)?"
+    r"(?:style|look|colou?rs?|colou?r\s+palette|palette|tones?|colou?r\s+style)\s+"
+    r"(?:as|of|from|like)\s+" + ref("src")
+)
+
+RULES = (
+    rule(_STYLE, lambda m: ColorTransfer(source=reference(m, "src"))),
+)
