@@ -125,9 +125,9 @@ def test_bad_scalars_name_their_param(client, fields, param):
     _assert_error(_edit(client, data=fields), 400, param)
 
 
-def test_mask_refused_by_model_without_masks(client):
-    files = [("image", ("a.png", png(), "image/png")), ("mask", ("m.png", png(), "image/png"))]
-    _assert_error(_edit(client, files=files), 400, "mask")
+def test_mask_operation_without_a_mask(client):
+    error = _assert_error(_edit(client, prompt="inpaint the masked area"), 400, "mask", "missing_mask")
+    assert "transparent" in error["message"]
 
 
 def test_malformed_json(client):
@@ -161,8 +161,8 @@ def test_mask_of_wrong_size(client):
     from tests.images import solid
 
     files = [("image", ("a.png", png(), "image/png")), ("mask", ("m.png", png(solid((0, 0, 0, 0), 8, 8)), "image/png"))]
-    # retouch/basic has no mask support yet, so the capability check answers first.
-    _assert_error(_edit(client, files=files), 400, "mask")
+    error = _assert_error(_edit(client, files=files), 400, "mask", "invalid_mask")
+    assert "8x8" in error["message"] and "64x48" in error["message"]
 
 
 def test_unknown_route_and_method_in_envelope(client):

@@ -6,44 +6,11 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from retouch.engine.instructions import read_instructions
-from retouch.errors import UnsupportedInstructionError
+from retouch.engine.generation import EXAMPLES as GENERATION_EXAMPLES
+from retouch.engine.generation import read_generation
+from retouch.engine.instructions import EXAMPLES, read_instructions
+from retouch.errors import InvalidRequestError, UnsupportedInstructionError
 
-# prompt → the readable operations it must yield (revised_prompt form).
-PHRASINGS = {
-    "grayscale": ["grayscale"],
-    "Make it black and white.": ["grayscale"],
-    "please convert to greyscale": ["grayscale"],
-    "B&W please": ["grayscale"],
-    "remove the colours": ["grayscale"],
-    "rotate 90 degrees": ["rotate 90° clockwise"],
-    "Rotate it ninety degrees counter-clockwise": ["rotate 90° counter-clockwise"],
-    "rotate left": ["rotate 90° counter-clockwise"],
-    "turn it 45 degrees to the right": ["rotate 45° clockwise"],
-    "rotate by one hundred eighty degrees": ["rotate 180° clockwise"],
-    "spin it upside down": ["rotate 180° clockwise"],
-    "flip": ["flip horizontal"],
-    "mirror the image": ["flip horizontal"],
-    "flip it vertically": ["flip vertical"],
-    "flip upside down": ["flip vertical"],
-    "resize to 512x256": ["resize to 512x256"],
-    "scale it to 50%": ["resize 50%"],
-    "scale by 2x": ["resize 200%"],
-    "resize to width 300px": ["resize to width 300"],
-    "make it black and white, then rotate it 90 degrees": ["grayscale", "rotate 90° clockwise"],
-    "Flip horizontally and resize to 512x512": ["flip horizontal", "resize to 512x512"],
-    "rotate 90; grayscale; mirror": ["rotate 90° clockwise", "grayscale", "flip horizontal"],
-    "Replace the first image have the same image style as the second image.":
-        ["restyle with the colours of the second image"],
-    "give the first image the same colours as image 2": ["restyle with the colours of the second image"],
-    "match the colour palette of the last image": ["restyle with the colours of the last image"],
-    "use the same style as the reference image": ["restyle with the colours of the second image"],
-}
-
-
-@pytest.mark.parametrize("prompt", sorted(PHRASINGS))
-def test_phrasing_yields_operations(prompt):
-    assert [op.describe() for op in read_instructions(prompt)] == PHRASINGS[prompt]
 
 
 @pytest.mark.parametrize("prompt, named", [
@@ -66,6 +33,8 @@ def test_any_text_gives_operations_or_a_clean_422(prompt):
         operations = read_instructions(prompt)
     except UnsupportedInstructionError as error:
         assert error.status == 422 and error.code == "unsupported_instruction"
+    except InvalidRequestError as error:  # understood, but an impossible amount ("crop to 0:5")
+        assert error.status == 400 and error.param == "prompt"
     else:
         assert operations and all(op.describe() for op in operations)
 
@@ -77,5 +46,15 @@ def test_any_text_gives_operations_or_a_clean_422(prompt):
 def test_keyword_soup_never_raises_anything_else(words):
     try:
         read_instructions(" ".join(words))
-    except UnsupportedInstructionError:
-        pass
+    except (UnsupportedInstructionError, InvalidRequestError) as error:
+        assert error.param == "prompt"
+
+
+@pytest.mark.parametrize("example", EXAMPLES)
+def test_examples_shown_in_errors_are_understood(example):
+    assert read_instructions(example)
+
+
+@pytest.mark.parametrize("example", GENERATION_EXAMPLES)
+def test_generation_examples_are_understood(example):
+    assert read_generation(example, None)

@@ -10,19 +10,32 @@ from __future__ import annotations
 
 import re
 
-from retouch.engine.ops import Operation, color, geometry, style
+from retouch.engine.ops import Operation, background, color, compose, filters, geometry, mask, style, text
 from retouch.engine.phrases import FILLER, Rule, normalise
 from retouch.errors import UnsupportedInstructionError
 
-# Multi-image phrases first: they contain words ("colours", "image") other rules want.
-RULES: tuple[Rule, ...] = style.RULES + color.RULES + geometry.RULES
+# Priority order. Quoted text first (it may contain any word), then phrases about
+# several images, masks and backgrounds (they contain words like "colours", "blur",
+# "image" that single-image rules would otherwise take), then the rest.
+RULES: tuple[Rule, ...] = (
+    text.RULES + compose.RULES + style.RULES + mask.RULES + background.RULES
+    + filters.RULES + color.RULES + geometry.RULES
+)
 
 EXAMPLES = (
-    "make it black and white, then rotate it 90 degrees",
-    "flip horizontally and resize to 512x512",
+    "make it black and white, then rotate it 90 degrees and add a white border",
+    "crop to 16:9, increase the contrast by 20% and sharpen",
     "give the first image the same style as the second image",
 )
-CAPABILITIES = "grayscale, rotate, flip, resize and restyle one image with the colours of another"
+CAPABILITIES = (
+    "colour and tone (grayscale, sepia, invert, brightness, contrast, saturation, hue, "
+    "warmer/cooler, gamma, equalise, posterise, threshold); geometry (rotate, flip, crop, "
+    "resize, border/padding, rounded corners); filters (blur, sharpen, denoise, pixelate, "
+    "vignette, emboss, edges, cartoon, pencil sketch, watercolour, oil painting, detail); "
+    "several images (restyle, histogram match, side by side/stacked/grid, overlay or "
+    "watermark, blend, replace the background); masks (inpaint, fill, blur, pixelate the "
+    "masked area); remove a plain background; add text"
+)
 
 
 def read_instructions(prompt: str) -> list[Operation]:

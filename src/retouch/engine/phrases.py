@@ -27,7 +27,9 @@ _TENS = "eighty|twenty|fifty|ninety|seventy|sixty|forty|thirty|ten"
 WORD_NUMBER = (rf"(?:(?:one|a|two|three)\s+hundred(?:\s+and)?(?:\s+(?:{_TENS}))?(?:[\s-]+(?:one|two|three|four|five|six|seven|eight|nine))?|"
                rf"(?:{_TENS})[\s-](?:one|two|three|four|five|six|seven|eight|nine)|"
                + "|".join(sorted((re.escape(k) for k in _UNITS), key=len, reverse=True)) + r")")
-NUMBER = rf"(?:[-+]?\d+(?:\.\d+)?|[-+]?\.\d+|{WORD_NUMBER})"
+# A number starts where no digit or word precedes it, and its digits never backtrack:
+# otherwise a 6,000-digit run costs every rule quadratic time.
+NUMBER = rf"(?<![\d.])(?:[-+]?\d++(?:\.\d++)?|[-+]?\.\d++|{WORD_NUMBER})"
 
 _ORDINAL_INDEX = {"first": 0, "1st": 0, "second": 1, "2nd": 1, "reference": 1, "other": 1,
                   "third": 2, "3rd": 2, "fourth": 3, "4th": 3, "fifth": 4, "5th": 4,
@@ -71,7 +73,7 @@ def parse_number(text: str) -> float:
     if "hundred" in text:
         head, _, tail = text.partition("hundred")
         hundreds = 1 if head.strip() in ("a", "one", "") else _UNITS[head.strip()]
-        tail = tail.replace(" and ", " ").strip()
+        tail = re.sub(r"^\s*and\b", "", tail).strip()
         return hundreds * 100 + (parse_number(tail) if tail else 0)
     if text in _UNITS:
         return float(_UNITS[text])
@@ -106,10 +108,31 @@ def ordinal_name(index: int) -> str:
     return names[index] if index < len(names) else f"#{index + 1}"
 
 
+# A quoted span: opens after a non-word character and closes with the matching kind of
+# quote before one ("don't" is no quote). Bounded, so a prompt of quotes stays linear.
+QUOTED = re.compile(r"""(?<!\w)(?:'(?P<a>[^\n]{1,500}?)['’]|"(?P<b>[^\n]{1,500}?)["”]"""
+                    r"""|‘(?P<c>[^\n]{1,500}?)['’]|“(?P<d>[^\n]{1,500}?)["”])(?!\w)""")
+
+
+def quoted_text(match: re.Match) -> str:
+    """The text inside a ``QUOTED`` match, as typed."""
+    return match["a"] or match["b"] or match["c"] or match["d"]
+
+
 def normalise(prompt: str) -> str:
-    """Lower case, plain quotes, single spaces, and two-word colour names joined."""
-    text = prompt.lower().replace("’", "'").replace("‘", "'").replace("“", '"').replace("”", '"')
-    text = re.sub(r"\s+", " ", text)
+    """Lower case, single spaces, two-word colour names joined, curly quotes made
+    straight — outside quotes only: quoted text (a caption) keeps its case and spacing."""
+    pieces, last = [], 0
+    for match in QUOTED.finditer(prompt):
+        pieces.append(_normalise_words(prompt[last:match.start()]))
+        pieces.append(f'"{quoted_text(match)}"')
+        last = match.end()
+    pieces.append(_normalise_words(prompt[last:]))
+    return "".join(pieces)
+
+
+def _normalise_words(text: str) -> str:
+    text = re.sub(r"\s+", " ", text.lower())
     return _COMPOUND.sub(_join_compound, text)
 
 

@@ -6,21 +6,18 @@ referenced images are decoded and the operations applied in a worker thread.
 
 from __future__ import annotations
 
+import functools
 import os
-from collections.abc import Sequence
 
 import anyio
-import numpy as np
 
+from retouch.engine import pipeline
 from retouch.engine.generation import read_generation
 from retouch.engine.instructions import read_instructions
-from retouch.engine.ops import Context, Operation
-from retouch.engine.ops.geometry import fit_inside
+from retouch.engine.ops import Operation
+from retouch.engine.phrases import ordinal_name
 from retouch.errors import InvalidRequestError
-from retouch.inputs import InputImage
 from retouch.providers.base import EditJob, EditModel, EditResult, OutputImage
-
-_ORDINALS = ["first", "second", "third", "fourth", "fifth"]
 
 
 class BasicEditModel(EditModel):
@@ -30,6 +27,7 @@ class BasicEditModel(EditModel):
     max_input_images = 16
     min_input_images = 1
     supports_generation = True
+    supports_mask = True
     deterministic = True
     ignored_params = frozenset({"quality", "input_fidelity", "seed", "user"})
 
@@ -39,60 +37,43 @@ class BasicEditModel(EditModel):
         self._limiter: anyio.CapacityLimiter | None = None
 
     async def edit(self, job: EditJob) -> EditResult:
+        # Reading a long prompt takes milliseconds of regular expressions: not on the loop.
         if job.images:
-            operations = read_instructions(job.prompt)
-            _check_enough_images(operations, len(job.images))
+            operations = await anyio.to_thread.run_sync(read_instructions, job.prompt)
         else:
-            operations = [read_generation(job.prompt, job.size)]
+            operations = await anyio.to_thread.run_sync(read_generation, job.prompt, job.size)
+        check_inputs(operations, len(job.images), has_mask=job.mask is not None)
         if self._limiter is None:
             # One job per core: more threads would only add memory, not speed.
             self._limiter = anyio.CapacityLimiter(self.threads)
-        pixels = await anyio.to_thread.run_sync(run_operations, operations, job, limiter=self._limiter)
-        revised = "; ".join(op.describe() for op in operations)
+        outcome = await anyio.to_thread.run_sync(
+            functools.partial(pipeline.run, operations, job.images, mask=job.mask,
+                              background=job.background, size=job.size),
+            limiter=self._limiter)
         # Deterministic: n results are the same image, shared rather than copied.
-        return EditResult(images=[OutputImage(pixels=pixels)] * job.n, revised_prompt=revised)
+        return EditResult(images=[OutputImage(pixels=outcome.pixels)] * job.n,
+                          revised_prompt="; ".join(outcome.applied))
 
 
-def run_operations(operations: list[Operation], job: EditJob) -> np.ndarray:
-    """Decode what the operations read, apply them in order, then honour ``size``.
-
-    Generations start from no canvas: their first operation creates one."""
-    inputs = DecodedInputs(job.images)
-    ctx = Context(inputs)
-    canvas = inputs[0] if job.images else None
+def check_inputs(operations: list[Operation], given: int, *, has_mask: bool) -> None:
+    """Each operation has the images and the mask it reads, or a 400 says what is missing."""
+    # A generation's canvas stands in for the first image.
+    available = given if given else 1
     for operation in operations:
-        canvas = operation.apply(canvas, ctx)
-    if job.size is not None and job.images:
-        canvas = fit_inside(canvas, *job.size)
-    return canvas
-
-
-class DecodedInputs(Sequence):
-    """Input images decoded on first access, so unreferenced inputs cost nothing."""
-
-    def __init__(self, images: list[InputImage]) -> None:
-        self._images = images
-        self._decoded: dict[int, np.ndarray] = {}
-
-    def __len__(self) -> int:
-        return len(self._images)
-
-    def __getitem__(self, index):  # type: ignore[override]
-        index = range(len(self._images))[index]
-        if index not in self._decoded:
-            self._decoded[index] = self._images[index].pixels()
-        return self._decoded[index]
-
-
-def _check_enough_images(operations: list[Operation], given: int) -> None:
-    for operation in operations:
-        if operation.images_needed > given:
-            needed = operation.images_needed
-            name = _ORDINALS[needed - 1] if needed <= len(_ORDINALS) else f"#{needed}"
+        if operation.needs_mask and not has_mask:
             raise InvalidRequestError(
-                f"'{operation.describe()}' needs a {name} image, but only {given} "
-                f"image{'s' if given != 1 else ''} {'were' if given != 1 else 'was'} sent. "
-                "Add it as another image (image[] or image_urls).",
-                param="image",
-                code="missing_image",
-            )
+                f"'{operation.describe()}' works on the masked region, but no mask was sent. "
+                "Send a mask (transparent where to edit) with the same size as the first image.",
+                param="mask", code="missing_mask")
+        if operation.images_needed > available:
+            raise _missing_image(operation, operation.images_needed, given)
+
+
+def _missing_image(operation: Operation, needed: int, given: int) -> InvalidRequestError:
+    return InvalidRequestError(
+        f"'{operation.describe()}' needs a {ordinal_name(needed - 1)} image, but only {given} "
+        f"image{'s' if given != 1 else ''} {'were' if given != 1 else 'was'} sent. "
+        "Add it as another image (image[] or image_urls).",
+        param="image",
+        code="missing_image",
+    )
