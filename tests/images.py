@@ -35,3 +35,17 @@ def png(pixels: np.ndarray | None = None) -> bytes:
 def decode(data: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as img:
         return np.asarray(img.convert("RGBA" if "A" in img.getbands() else "RGB"))
+
+
+def photo(width: int = 96, height: int = 64, seed: int = 7) -> np.ndarray:
+    """A small photo-like RGB image: smooth gradients, a few shapes, mild noise."""
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    red = 120 + 100 * np.sin(x / width * 3.1) * np.cos(y / height * 2.0)
+    green = 90 + 80 * (y / height) + 30 * np.sin((x + y) / 9.0)
+    blue = 160 - 90 * (x / width) + 20 * np.cos(y / 5.0)
+    image = np.dstack([red, green, blue])
+    disc = (x - width * 0.35) ** 2 + (y - height * 0.5) ** 2 < (height * 0.22) ** 2
+    image[disc] = (230, 200, 40)
+    image[int(height * 0.15):int(height * 0.4), int(width * 0.6):int(width * 0.85)] = (30, 60, 150)
+    noise = np.random.default_rng(seed).normal(0, 3, image.shape)
+    return np.clip(image + noise, 0, 255).astype(np.uint8)

@@ -6,8 +6,8 @@ import cv2
 import numpy as np
 
 from retouch.engine.ops import Context
-from retouch.engine.ops.color import (Brightness, Contrast, Equalize, Gamma, Grayscale, HueShift, Invert,
-                                      Posterize, Saturation, Sepia, Temperature, Threshold)
+from retouch.engine.ops.adjustments import Brightness, Contrast, Saturation, Temperature
+from retouch.engine.ops.color import Equalize, Gamma, Grayscale, HueShift, Invert, Posterize, Sepia, Threshold
 
 _SEPIA = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]], dtype=np.float32)
 _RAMP = np.arange(256)

@@ -1,4 +1,4 @@
-"""Benchmark cases for the operations that read several images (compose.py, style.py).
+"""Benchmark cases for the operations that read several images (compose.py, collage.py, style.py).
 
 Each case is (name, ours, direct): both take (image, reference), RGB uint8 of one size.
 Inputs that are not plain RGB (a mask, an image with a transparent half) are built once
@@ -11,7 +11,8 @@ import cv2
 import numpy as np
 
 from retouch.engine.ops import Context
-from retouch.engine.ops.compose import Blend, Collage, Overlay, ReplaceBackground
+from retouch.engine.ops.collage import Collage
+from retouch.engine.ops.compose import Blend, Overlay, ReplaceBackground
 from retouch.engine.ops.style import ColorTransfer, HistogramMatch
 
 _prepared: dict[tuple, np.ndarray] = {}

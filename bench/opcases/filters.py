@@ -1,7 +1,7 @@
 """Benchmark cases for the filters: each operation against the plain OpenCV calls that
 produce the same pixels.
 
-The painterly looks run at a working size (see ``retouch.engine.ops.filters``), so their
+The painterly looks run at a working size (see ``retouch.engine.ops.looks``), so their
 direct counterparts scale down and back up in the same way; the full-size OpenCV calls
 would be the slower ones (``cv2.stylization`` ≈ 30 s at 4096² on two cores).
 """
@@ -14,10 +14,8 @@ import cv2
 import numpy as np
 
 from retouch.engine.ops import Context, Operation
-from retouch.engine.ops.filters import (
-    Blur, Cartoon, DetailEnhance, DetectEdges, Denoise, Emboss, OilPainting, PencilSketch, Pixelate,
-    Sharpen, Vignette, Watercolor,
-)
+from retouch.engine.ops.looks import Blur, DetailEnhance, DetectEdges, Denoise, Emboss, Pixelate, Sharpen, Vignette
+from retouch.engine.ops.looks import Cartoon, OilPainting, PencilSketch, Watercolor
 
 Case = tuple[str, Callable[[np.ndarray, np.ndarray], object], Callable[[np.ndarray, np.ndarray], object]]
 

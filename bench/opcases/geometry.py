@@ -13,19 +13,10 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from retouch.engine.ops import Context, Operation
-from retouch.engine.ops.geometry import (
-    Border,
-    CropEdges,
-    CropToAspect,
-    CropToSize,
-    Fill,
-    Flip,
-    Length,
-    PadTo,
-    Resize,
-    Rotate,
-    RoundCorners,
-)
+from retouch.engine.ops.crop import CropEdges, CropToAspect, CropToSize
+from retouch.engine.ops.dimensions import Length
+from retouch.engine.ops.frame import Border, Fill, PadTo, RoundCorners
+from retouch.engine.ops.geometry import Flip, Resize, Rotate
 
 
 def ours(op: Operation) -> Callable[[np.ndarray, np.ndarray], object]:

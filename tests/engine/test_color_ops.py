@@ -8,8 +8,8 @@ import pytest
 
 from retouch.engine.instructions import read_instructions
 from retouch.engine.ops import NO_CONTEXT
-from retouch.engine.ops.color import (Brightness, Contrast, Equalize, Gamma, Grayscale, HueShift, Invert,
-                                      Posterize, Saturation, Sepia, Temperature, Threshold)
+from retouch.engine.ops.adjustments import Brightness, Contrast, Saturation, Temperature
+from retouch.engine.ops.color import Equalize, Gamma, Grayscale, HueShift, Invert, Posterize, Sepia, Threshold
 from retouch.errors import InvalidRequestError
 from tests.images import gradient, solid
 

@@ -9,7 +9,8 @@ import pytest
 
 from retouch.engine.instructions import read_instructions
 from retouch.engine.ops import Context
-from retouch.engine.ops.compose import Blend, Collage, Overlay, ReplaceBackground
+from retouch.engine.ops.collage import Collage
+from retouch.engine.ops.compose import Blend, Overlay, ReplaceBackground
 from retouch.engine.ops.style import ColorTransfer, HistogramMatch
 from retouch.errors import InvalidRequestError
 from tests.images import gradient, solid

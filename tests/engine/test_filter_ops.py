@@ -10,9 +10,9 @@ import pytest
 from retouch.engine.instructions import read_instructions
 from retouch.engine.ops import NO_CONTEXT
 from retouch.engine.ops.filters import (
-    Blur, Cartoon, DetailEnhance, DetectEdges, Denoise, Emboss, OilPainting, PencilSketch, Pixelate,
-    Sharpen, Vignette, Watercolor, at_work_size,
+    Blur, DetailEnhance, DetectEdges, Denoise, Emboss, Pixelate, Sharpen, Vignette, at_work_size,
 )
+from retouch.engine.ops.looks import Cartoon, OilPainting, PencilSketch, Watercolor
 from retouch.errors import InvalidRequestError, UnsupportedInstructionError
 from tests.images import gradient, solid
 

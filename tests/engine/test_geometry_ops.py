@@ -12,18 +12,10 @@ import yaml
 
 from retouch.engine.instructions import read_instructions
 from retouch.engine.ops import NO_CONTEXT
-from retouch.engine.ops.geometry import (
-    Border,
-    CropEdges,
-    CropToAspect,
-    CropToSize,
-    Fill,
-    Length,
-    PadTo,
-    Resize,
-    Rotate,
-    RoundCorners,
-)
+from retouch.engine.ops.crop import CropEdges, CropToAspect, CropToSize
+from retouch.engine.ops.dimensions import Length
+from retouch.engine.ops.frame import Border, Fill, PadTo, RoundCorners
+from retouch.engine.ops.geometry import Resize, Rotate
 from retouch.errors import InvalidRequestError
 from tests.images import gradient, solid
 

@@ -10,16 +10,25 @@ from __future__ import annotations
 
 import re
 
-from retouch.engine.ops import Operation, background, color, compose, filters, geometry, mask, style, text
+from retouch.engine.ops import (Operation, adjustments, background, collage, color, compose, crop, filters, frame,
+                                geometry, looks, mask, style, text)
 from retouch.engine.phrases import FILLER, Rule, normalise
 from retouch.errors import UnsupportedInstructionError
+
+# Families that span modules: their rule groups interleave in this order. Among the
+# shapes, phrases naming a box ("fit 800x800", "pad to 800x800") go before the plainer
+# "resize to 800x800" and "crop to 800x600"; the default sizes ("make it smaller") go last.
+_COMPOSE_RULES = compose.BACKGROUND_RULES + collage.RULES + compose.LAYER_RULES
+_COLOUR_RULES = color.EARLY_RULES + adjustments.RULES + color.LATE_RULES
+_SHAPE_RULES = (geometry.TURN_AND_FIT_RULES + frame.PAD_TO_RULES + crop.RULES + frame.EDGE_RULES
+                + geometry.RESIZE_RULES)
 
 # Priority order. Quoted text first (it may contain any word), then phrases about
 # several images, masks and backgrounds (they contain words like "colours", "blur",
 # "image" that single-image rules would otherwise take), then the rest.
 RULES: tuple[Rule, ...] = (
-    text.RULES + compose.RULES + style.RULES + mask.RULES + background.RULES
-    + filters.RULES + color.RULES + geometry.RULES
+    text.RULES + _COMPOSE_RULES + style.RULES + mask.RULES + background.RULES
+    + filters.RULES + looks.RULES + _COLOUR_RULES + _SHAPE_RULES
 )
 
 EXAMPLES = (
