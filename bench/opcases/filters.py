@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from retouch.engine.ops import Context, Operation
-from retouch.engine.ops.looks import Blur, DetailEnhance, DetectEdges, Denoise, Emboss, Pixelate, Sharpen, Vignette
+from retouch.engine.ops.filters import Blur, DetailEnhance, DetectEdges, Denoise, Emboss, Pixelate, Sharpen, Vignette
 from retouch.engine.ops.looks import Cartoon, OilPainting, PencilSketch, Watercolor
 
 Case = tuple[str, Callable[[np.ndarray, np.ndarray], object], Callable[[np.ndarray, np.ndarray], object]]

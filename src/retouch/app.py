@@ -40,6 +40,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         yield
         await service.fetcher.aclose()
+        for model in service.registry.models():
+            await model.aclose()
 
     app = FastAPI(title="retouch", version=__version__, lifespan=lifespan,
                   description="Self-hosted, OpenAI-compatible image editing.")

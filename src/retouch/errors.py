@@ -2,12 +2,14 @@
 
     RetouchError                     500  api_error (base; never raised for client mistakes)
     ├── InvalidRequestError          400  invalid_request_error
-    │   └── InvalidImageError        400  invalid_request_error, code invalid_image
+    │   ├── InvalidImageError        400  invalid_request_error, code invalid_image
+    │   └── ContentPolicyError       400  invalid_request_error, code content_policy_violation
     ├── AuthenticationError          401  invalid_request_error, code invalid_api_key
     ├── PermissionDeniedError        403  invalid_request_error, code permission_denied
     ├── ModelNotFoundError           404  invalid_request_error, code model_not_found
     ├── PayloadTooLargeError         413  invalid_request_error
     ├── UnsupportedInstructionError  422  invalid_request_error, code unsupported_instruction
+    ├── RateLimitError               429  rate_limit_error (with retry-after when known)
     ├── UpstreamError                502  upstream_error
     ├── ModelUnavailableError        503  service_unavailable, x-should-retry: false
     └── UpstreamTimeoutError         504  upstream_error, code timeout
@@ -64,6 +66,12 @@ class InvalidImageError(InvalidRequestError):
     code = "invalid_image"
 
 
+class ContentPolicyError(InvalidRequestError):
+    """A provider refused the request or its result on content grounds."""
+
+    code = "content_policy_violation"
+
+
 class AuthenticationError(RetouchError):
     status = 401
     type = "invalid_request_error"
@@ -92,6 +100,12 @@ class UnsupportedInstructionError(RetouchError):
     status = 422
     type = "invalid_request_error"
     code = "unsupported_instruction"
+
+
+class RateLimitError(RetouchError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limit_exceeded"
 
 
 class UpstreamError(RetouchError):

@@ -129,6 +129,9 @@ class EditModel(ABC):
             deterministic=self.deterministic,
         )
 
+    async def aclose(self) -> None:
+        """Release connections and the like at shutdown; most backends hold none."""
+
     @abstractmethod
     async def edit(self, job: EditJob) -> EditResult:
         """Carry out ``job``. Return ``job.n`` images; raise ``RetouchError`` subclasses

@@ -10,12 +10,14 @@ stays cheap.
 from __future__ import annotations
 
 import re
+from abc import abstractmethod
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
 from retouch.engine.ops import Context, Operation, merge_alpha, split_alpha
+from retouch.engine.ops.filters import pixelate
 from retouch.engine.phrases import COLOR, NUMBER, parse_color, parse_number, rule
 from retouch.errors import InvalidRequestError
 
@@ -45,9 +47,9 @@ class MaskOperation(Operation):
         """The part of the canvas the edit reads: the region's bounding box and margin."""
         return bounding_box(region, self.margin)
 
+    @abstractmethod
     def edit(self, patch: np.ndarray, region: np.ndarray) -> np.ndarray:
         """The edited patch (same height and width; may gain colour channels)."""
-        raise NotImplementedError
 
 
 def region_for(canvas: np.ndarray, ctx: Context) -> np.ndarray:
@@ -176,17 +178,6 @@ def _snap(box: tuple[int, int, int, int], block: int, shape: tuple[int, ...]) ->
     height, width = shape
     return (y0 // block * block, min(-(-y1 // block) * block, height),
             x0 // block * block, min(-(-x1 // block) * block, width))
-
-
-def pixelate(patch: np.ndarray, block: int) -> np.ndarray:
-    """Each block×block square becomes its mean colour (edge squares may be partial)."""
-    height, width = patch.shape[:2]
-    rows, cols = -(-height // block), -(-width // block)
-    # Padding to whole blocks keeps the area average exact for the partial edge squares.
-    padded = cv2.copyMakeBorder(patch, 0, rows * block - height, 0, cols * block - width,
-                                cv2.BORDER_REPLICATE)
-    small = cv2.resize(padded, (cols, rows), interpolation=cv2.INTER_AREA)
-    return cv2.resize(small, (cols * block, rows * block), interpolation=cv2.INTER_NEAREST)[:height, :width]
 
 
 # "the masked area", "the mask", "what's under the mask", "the selection".

@@ -1,0 +1,161 @@
+"""What every hosted backend shares: its key from the environment, one HTTP client,
+upstream failures mapped onto retouch's errors, and result images fetched safely.
+
+A hosted backend subclasses ``HostedEditModel``, sets ``provider``,
+``default_api_base``, ``default_api_key_env`` and ``result_hosts``, and implements
+``edit(job)`` with ``self.request(...)`` for each upstream call — keeping the pure
+translation (``build_request(job)``, ``parse_response(...)``) in functions of its own so
+that it can be tested without a network. Models are declared in ``models.yaml``::
+
+    - id: flux-kontext-pro
+      provider: fal
+      model: fal-ai/flux-pro/kontext      # the upstream model name
+      api_key_env: FAL_KEY                # optional: another variable
+      api_base: http://127.0.0.1:9000     # optional: a proxy or a test server
+      timeout: 300                        # seconds for the whole job
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, ClassVar
+
+import httpx
+
+from retouch.errors import (
+    ContentPolicyError,
+    InvalidRequestError,
+    RateLimitError,
+    RetouchError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
+from retouch.fetch import FetchPolicy, UrlFetcher
+from retouch.providers.base import Availability, EditModel
+
+log = logging.getLogger("retouch.providers")
+
+DEFAULT_TIMEOUT_S = 300.0  # image models take 30-90 s, sometimes minutes
+CONNECT_TIMEOUT_S = 10.0
+
+
+class HostedEditModel(EditModel):
+    """Base class for backends that call a provider's HTTP API."""
+
+    default_api_base: ClassVar[str] = ""
+    default_api_key_env: ClassVar[str] = ""
+    # Hosts (and their subdomains) whose result URLs may be downloaded.
+    result_hosts: ClassVar[frozenset[str]] = frozenset()
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.api_base = str(self.config.get("api_base") or self.default_api_base).rstrip("/")
+        self.api_key_env = str(self.config.get("api_key_env") or self.default_api_key_env)
+        self.upstream_model = str(self.config.get("model") or self.id)
+        self.timeout = float(self.config.get("timeout") or DEFAULT_TIMEOUT_S)
+        self._client: httpx.AsyncClient | None = None
+        self._fetcher: UrlFetcher | None = None
+
+    # -- keys ---------------------------------------------------------------------------
+
+    def api_key(self) -> str:
+        """The key, read when needed so a rotated variable takes effect at once."""
+        return os.environ.get(self.api_key_env, "")
+
+    def availability(self) -> Availability:
+        if self.api_key():
+            return Availability(True)
+        return Availability(
+            False,
+            reason=f"{self.api_key_env} is not set",
+            fix=f"set {self.api_key_env} to your {self.provider} API key and restart retouch",
+        )
+
+    # -- HTTP ---------------------------------------------------------------------------
+
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(self.timeout, connect=CONNECT_TIMEOUT_S))
+        return self._client
+
+    async def aclose(self) -> None:
+        for closable in (self._client, self._fetcher):
+            if closable is not None:
+                await closable.aclose()
+        self._client = self._fetcher = None
+
+    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One upstream call; network failures and error statuses raise retouch errors."""
+        target = url if url.startswith(("http://", "https://")) else self.api_base + url
+        try:
+            response = await self.client().request(method, target, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise UpstreamTimeoutError(
+                f"{self.provider} did not answer within {self.timeout:g} s.") from exc
+        except httpx.HTTPError as exc:
+            raise UpstreamError(
+                f"Could not reach {self.provider} at {httpx.URL(target).host} "
+                f"({type(exc).__name__}).") from exc
+        if response.status_code >= 400:
+            raise self.upstream_error(response)
+        return response
+
+    def upstream_error(self, response: httpx.Response) -> RetouchError:
+        """Map an upstream error answer onto retouch's envelope; keys are never echoed."""
+        status, detail = response.status_code, _detail(response)
+        if status in (401, 403):
+            return UpstreamError(
+                f"{self.provider} rejected the API key in {self.api_key_env} (HTTP {status}); "
+                f"check {self.api_key_env}.", code="upstream_auth_failed")
+        if status == 429:
+            retry_after = response.headers.get("retry-after")
+            return RateLimitError(
+                f"{self.provider} is rate limiting requests{': ' + detail if detail else ''}.",
+                headers={"retry-after": retry_after} if retry_after else None)
+        if status in (400, 422):
+            return InvalidRequestError(f"{self.provider} refused the request: {detail or status}.",
+                                       code="upstream_rejected")
+        if status in (408, 504):
+            return UpstreamTimeoutError(f"{self.provider} timed out (HTTP {status}).")
+        return UpstreamError(f"{self.provider} failed (HTTP {status}){': ' + detail if detail else ''}.")
+
+    def content_blocked(self, reason: str) -> ContentPolicyError:
+        return ContentPolicyError(f"{self.provider} blocked this request on content grounds: {reason}",
+                                  param="prompt")
+
+    # -- results ------------------------------------------------------------------------
+
+    async def fetch_result(self, url: str) -> bytes:
+        """Download a result image the provider links to, only from its own hosts, through
+        the SSRF-safe fetcher: a hostile answer cannot make us fetch anything else."""
+        host = (httpx.URL(url).host or "").lower()
+        allowed = self._result_hosts()
+        if not any(host == h or host.endswith("." + h) for h in allowed):
+            raise UpstreamError(f"{self.provider} returned a result on an unexpected host ({host}).")
+        if self._fetcher is None:
+            self._fetcher = UrlFetcher(FetchPolicy(
+                max_bytes=64 * 1024 * 1024, total_timeout=self.timeout, allowed_hosts=frozenset(allowed)))
+        try:
+            return (await self._fetcher.fetch(url, param="result")).data
+        except RetouchError as exc:
+            raise UpstreamError(f"Could not download the result from {self.provider}: {exc.message}") from exc
+
+    def _result_hosts(self) -> set[str]:
+        # The configured base (a proxy, a test server) may serve results too.
+        return set(self.result_hosts) | {(httpx.URL(self.api_base).host or "").lower()} - {""}
+
+
+def _detail(response: httpx.Response) -> str:
+    """The upstream's own error message, if it sent one, trimmed."""
+    try:
+        body = response.json()
+    except ValueError:
+        return response.text[:300].strip()
+    if isinstance(body, dict):
+        error = body.get("error", body.get("detail", body.get("message", "")))
+        if isinstance(error, dict):
+            error = error.get("message", "")
+        return str(error)[:300]
+    return ""
