@@ -120,10 +120,10 @@ async def _call_in_process(fields: dict, images: list[Path]) -> dict:
     try:
         if images:
             request = EditRequest(params, [UploadedImage(h, h.name, "image") for h in handles])
-            response = await service.edit(request, "")
+            served = await service.edit(request, "")
         else:
-            response = await service.generate(params, "")
-        return response.model_dump()
+            served = await service.generate(params, "")
+        return served.response.model_dump()
     except RetouchError as exc:
         return exc.to_envelope()
     finally:

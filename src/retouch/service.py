@@ -31,6 +31,16 @@ log = logging.getLogger("retouch.service")
 
 
 @dataclass
+class Served:
+    """A finished request: the response body and what the HTTP layer reports in headers."""
+
+    response: ImagesResponse
+    model: str
+    dropped_params: list[str]
+    cost_usd: float | None
+
+
+@dataclass
 class Delivered:
     """An encoded output: bytes, and where it went (a URL, base64, or both empty)."""
 
@@ -56,7 +66,7 @@ class EditService:
         self._threads = settings.engine_threads or os.cpu_count() or 1
         self._encoders: anyio.CapacityLimiter | None = None  # made inside the event loop
 
-    async def edit(self, request: EditRequest, base_url: str) -> ImagesResponse:
+    async def edit(self, request: EditRequest, base_url: str) -> Served:
         """Edit ``request.images`` (the first is the one edited) as the prompt says."""
         params = request.params
         model = self.prepare(params, editing=True, image_count=len(request.images),
@@ -66,14 +76,14 @@ class EditService:
         mask = await self._load_mask(request, images)
         job = self._job(params, images, mask, options)
         result = await model.edit(job)
-        return await self.respond(result, params, base_url)
+        return await self.serve(model, result, params, base_url)
 
-    async def generate(self, params: ImageParams, base_url: str) -> ImagesResponse:
+    async def generate(self, params: ImageParams, base_url: str) -> Served:
         """Create images from the prompt alone."""
         model = self.prepare(params, editing=False, image_count=0, has_mask=False)
         options = model.parse_options(params.options)
         result = await model.edit(self._job(params, [], None, options))
-        return await self.respond(result, params, base_url)
+        return await self.serve(model, result, params, base_url)
 
     def prepare(self, params: ImageParams, *, editing: bool, image_count: int, has_mask: bool) -> EditModel:
         """Resolve the model and reject what it cannot do, before any work is done."""
@@ -108,6 +118,19 @@ class EditService:
             prompt=params.prompt, images=images, mask=mask, n=params.n, size=params.size_wh,
             seed=params.seed, background=params.background, output_format=params.encoding,
             quality=params.quality, options=options,
+        )
+
+    async def serve(self, model: EditModel, result: EditResult, params: ImageParams,
+                    base_url: str) -> Served:
+        dropped = list(result.extra.get("dropped_params", []))
+        if dropped:
+            log.info("model %s dropped parameters it cannot honour: %s", model.id, ", ".join(dropped))
+        price = model.price_per_image
+        return Served(
+            response=await self.respond(result, params, base_url),
+            model=model.id,
+            dropped_params=dropped,
+            cost_usd=None if price is None else price * len(result.images),
         )
 
     async def respond(self, result: EditResult, params: ImageParams, base_url: str) -> ImagesResponse:

@@ -209,3 +209,12 @@ def test_input_formats_accepted(client, fmt):
                            files={"image": (f"a.{fmt.lower()}", data, "application/octet-stream")})
     assert response.status_code == 200, response.text
     assert _b64(response.json()["data"][0]).shape[:2] == (48, 64)
+
+
+def test_headers_name_the_model_and_the_cost(client):
+    response = client.post("/v1/images/edits", json={"model": "basic", "prompt": "flip", "n": 2,
+                                                     "image_urls": [_data_url(png())]})
+    assert response.status_code == 200, response.text
+    assert response.headers["x-retouch-model"] == "retouch/basic"
+    assert float(response.headers["x-retouch-cost-usd"]) == 0.0
+    assert "x-retouch-dropped-params" not in response.headers

@@ -87,6 +87,8 @@ class EditModel(ABC):
     output_formats: tuple[str, ...] = ("png", "jpeg", "webp")
     max_n: int = 10
     deterministic: bool = False
+    # US dollars per output image, for x-retouch-cost-usd; models.yaml may set it per model.
+    default_price_per_image: ClassVar[float | None] = None
     # Request fields this backend does not use; the core logs them instead of failing.
     ignored_params: ClassVar[frozenset[str]] = frozenset()
 
@@ -97,6 +99,8 @@ class EditModel(ABC):
         self.description = description
         self.owned_by = owned_by
         self.config = dict(config or {})
+        price = self.config.get("price_per_image", self.default_price_per_image)
+        self.price_per_image: float | None = None if price is None else float(price)
 
     def availability(self) -> Availability:
         """Override when the backend needs keys, extras or devices."""

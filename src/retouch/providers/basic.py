@@ -29,6 +29,7 @@ class BasicEditModel(EditModel):
     supports_generation = True
     supports_mask = True
     deterministic = True
+    default_price_per_image = 0.0
     ignored_params = frozenset({"quality", "input_fidelity", "seed", "user"})
 
     def __init__(self, *args, **kwargs) -> None:
