@@ -117,7 +117,8 @@ class EditService:
         return EditJob(
             prompt=params.prompt, images=images, mask=mask, n=params.n, size=params.size_wh,
             seed=params.seed, background=params.background, output_format=params.encoding,
-            quality=params.quality, options=options,
+            output_compression=params.output_compression, quality=params.quality,
+            input_fidelity=params.input_fidelity, user=params.user, options=options,
         )
 
     async def serve(self, model: EditModel, result: EditResult, params: ImageParams,

@@ -66,3 +66,15 @@ def test_user_models_file_adds_an_unavailable_model(make_settings, tmp_path, mon
         assert response.status_code == 503
         assert response.headers["x-should-retry"] == "false"
         assert "ACME_API_KEY" in response.json()["error"]["message"]
+
+
+def test_shipped_hosted_models_say_which_key_they_need(client, monkeypatch):
+    cards = client.get("/v1/models").json()["data"]
+    hosted = [c for c in cards if c["provider"] != "basic"]
+    assert len(hosted) >= 5
+    for card in hosted:
+        if card["available"]:
+            continue  # this machine happens to have the key
+        assert card["unavailable_reason"].endswith("is not set")
+        variable = card["unavailable_reason"].split()[0]
+        assert variable.isupper() and variable in card["fix"]

@@ -40,7 +40,10 @@ class EditJob:
     seed: int | None = None
     background: str | None = None
     output_format: str = "png"
+    output_compression: int | None = None
     quality: str | None = None
+    input_fidelity: str | None = None
+    user: str | None = None
     options: Any = None
 
 

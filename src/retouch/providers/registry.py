@@ -15,6 +15,9 @@ from retouch.providers.base import EditModel
 
 BUILTIN_PROVIDERS = {
     "basic": "retouch.providers.basic:BasicEditModel",
+    "openai": "retouch.providers.openai:OpenAIEditModel",
+    "openai_compatible": "retouch.providers.openai_compat:OpenAICompatibleEditModel",
+    "fal": "retouch.providers.fal:FalEditModel",
 }
 ENTRY_POINT_GROUP = "retouch.providers"
 _ENTRY_KEYS = {"id", "aliases", "provider", "description", "owned_by"}

@@ -1,0 +1,367 @@
+"""Replicate: one prediction per upstream job, polled until it ends.
+
+Protocol (https://replicate.com/docs/reference/http)::
+
+    POST {api_base}/models/{owner}/{name}/predictions      Authorization: Bearer <token>
+         Prefer: wait=60                                   # hold the answer up to 60 s
+         Cancel-After: 300s                                # Replicate cancels it past our deadline
+         {"input": {"prompt", "<image_field>", "seed", "output_format", "aspect_ratio", ...}}
+    201  {"id", "status", "output", "error", "urls": {"get", "cancel"}}
+
+``status`` is ``starting`` or ``processing`` until it is ``succeeded``, ``failed``,
+``canceled`` or ``aborted``; until then we poll ``GET urls.get`` (or
+``/predictions/{id}``), never submitting again: a second submission bills a second
+image. On our deadline or when the client goes away we ``POST urls.cancel``.
+``output`` is one URL or a list (on ``*.replicate.delivery``; data URLs too in sync mode).
+Input images travel inline as data URLs (Replicate prefers its Files API above ~256 kB;
+retouch does not upload there yet).
+
+Each model family names its inputs differently, so models.yaml says how::
+
+    - id: flux-kontext-pro
+      provider: replicate
+      model: black-forest-labs/flux-kontext-pro
+      image_field: input_image          # one image, as a data URL
+    - id: seedream-4
+      provider: replicate
+      model: bytedance/seedream-4
+      image_field: image_input          # a list of data URLs
+      max_input_images: 10
+      output_format_field: null         # seedream picks its own encoding
+
+Other keys: ``image_list`` (send a list even for one image; default: when
+``max_input_images`` > 1), ``size_field`` (the aspect-ratio input, default
+``aspect_ratio``; null when the model has none, making ``size`` a 400),
+``n_field`` (e.g. ``num_outputs``; without it ``n`` images are made by ``n`` predictions
+one after another, seeds ``seed``, ``seed+1``, …), ``wait`` (seconds for ``Prefer: wait``,
+at most 60), ``poll_interval`` (first pause between polls; it grows to four times that),
+``max_n``, ``supports_generation``. The deadline (``timeout``) applies to each prediction.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import logging
+import math
+import re
+from dataclasses import dataclass, replace
+from typing import Any
+from urllib.parse import quote
+
+import anyio
+import httpx
+from pydantic import BaseModel, ConfigDict, Field
+
+from retouch.errors import InvalidRequestError, RetouchError, UpstreamError, UpstreamTimeoutError
+from retouch.providers.base import EditJob, EditResult, OutputImage
+from retouch.providers.hosted import HostedEditModel
+
+log = logging.getLogger("retouch.providers.replicate")
+
+TERMINAL_STATUSES = frozenset({"succeeded", "failed", "canceled", "aborted"})
+ASPECT_RATIOS = ("21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3", "9:16", "9:21")
+# Replicate's image models mostly take jpg/png; webp is made by retouch from lossless PNG.
+UPSTREAM_FORMATS = {"png": "png", "jpeg": "jpg", "webp": "png"}
+MAX_WAIT_S = 60
+CANCEL_TIMEOUT_S = 10.0
+# "safety" as a word: a failure about the safety_tolerance input is no content block.
+_BLOCKED = re.compile(r"nsfw|\bsafety\b|sensitive|flagged|\bE005\b", re.IGNORECASE)
+_MIME_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif",
+               "BMP": "image/bmp", "TIFF": "image/tiff"}
+
+
+class ReplicateOptions(BaseModel):
+    """Fields forwarded into ``input`` as they are, for the models that take them."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    aspect_ratio: str | None = None  # e.g. "match_input_image"; instead of size
+    safety_tolerance: int | None = Field(default=None, ge=0, le=6)
+    prompt_upsampling: bool | None = None
+    guidance: float | None = None
+    num_inference_steps: int | None = Field(default=None, ge=1, le=200)
+    negative_prompt: str | None = None
+
+
+@dataclass(frozen=True)
+class InputSchema:
+    """How one Replicate model names its inputs (from models.yaml)."""
+
+    image_field: str = "input_image"
+    image_list: bool = False
+    size_field: str | None = "aspect_ratio"
+    n_field: str | None = None
+    output_format_field: str | None = "output_format"
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any], max_input_images: int) -> InputSchema:
+        def field(key: str, default: str | None) -> str | None:
+            return (str(config[key]) if config[key] else None) if key in config else default
+
+        return cls(
+            image_field=str(config.get("image_field") or cls.image_field),
+            image_list=bool(config.get("image_list", max_input_images > 1)),
+            size_field=field("size_field", cls.size_field),
+            n_field=field("n_field", cls.n_field),
+            output_format_field=field("output_format_field", cls.output_format_field),
+        )
+
+
+@dataclass(frozen=True)
+class Prediction:
+    id: str
+    status: str
+    output: Any = None
+    error: str = ""
+    get_url: str = ""
+    cancel_url: str = ""
+
+
+# -- translation: no network below this line until the class -----------------------------
+
+
+def check_job(job: EditJob, schema: InputSchema, model_id: str) -> None:
+    """Reject what this model would silently get wrong; each error names its parameter."""
+    if job.background == "transparent":
+        raise InvalidRequestError(
+            f"{model_id} cannot make transparent backgrounds; send background=opaque or auto.",
+            param="background")
+    if job.size and schema.size_field is None:
+        raise InvalidRequestError(
+            f"{model_id} takes no size or aspect ratio; leave size out (it follows the input image).",
+            param="size")
+    if job.size and job.options is not None and job.options.aspect_ratio:
+        raise InvalidRequestError(
+            f"size={job.size[0]}x{job.size[1]} and aspect_ratio={job.options.aspect_ratio!r} "
+            "both set the shape; send one of them.", param="aspect_ratio")
+    if len(job.images) > 1 and not schema.image_list:
+        raise InvalidRequestError(
+            f"{model_id} takes one image in {schema.image_field!r}; {len(job.images)} were sent.",
+            param="image", code="too_many_images")
+
+
+def dropped_params(job: EditJob) -> list[str]:
+    """Request fields Replicate has no input for that change nothing important."""
+    return ["quality"] if job.quality not in (None, "auto") else []
+
+
+def nearest_aspect_ratio(width: int, height: int, choices: tuple[str, ...] = ASPECT_RATIOS) -> str:
+    """The listed ratio closest to width:height (compared on a log scale, so 2:1 ~ 1:2)."""
+    def distance(ratio: str) -> float:
+        w, h = (int(part) for part in ratio.split(":"))
+        return abs(math.log(width / height) - math.log(w / h))
+
+    return min(choices, key=distance)
+
+
+def data_url(image) -> str:
+    mime = _MIME_TYPES.get(image.format, "application/octet-stream")
+    return f"data:{mime};base64,{base64.b64encode(image.read_bytes()).decode('ascii')}"
+
+
+def build_input(job: EditJob, schema: InputSchema) -> dict[str, Any]:
+    """The prediction's ``input`` for ``job`` (``job.n`` goes to ``n_field`` if any)."""
+    fields: dict[str, Any] = {"prompt": job.prompt}
+    if job.images:
+        urls = [data_url(image) for image in job.images]
+        fields[schema.image_field] = urls if schema.image_list else urls[0]
+    if job.size and schema.size_field:
+        fields[schema.size_field] = nearest_aspect_ratio(*job.size)
+    if job.seed is not None:
+        fields["seed"] = job.seed
+    if schema.output_format_field:
+        fields[schema.output_format_field] = UPSTREAM_FORMATS[job.output_format]
+    if schema.n_field:
+        fields[schema.n_field] = job.n
+    if job.options is not None:
+        fields.update(job.options.model_dump(exclude_none=True))
+    return fields
+
+
+def build_request(job: EditJob, schema: InputSchema, *, model: str, wait: int,
+                  deadline: float) -> tuple[str, str, dict[str, Any]]:
+    """``(method, path, httpx kwargs)`` creating one prediction; auth is added by the caller."""
+    headers = {"Prefer": f"wait={wait}", "Cancel-After": f"{max(1, math.ceil(deadline))}s"}
+    return "POST", f"/models/{model}/predictions", {"json": {"input": build_input(job, schema)},
+                                                    "headers": headers}
+
+
+def parse_prediction(body: Any) -> Prediction:
+    """A prediction object, or a 502 when the answer is not one."""
+    if not isinstance(body, dict) or not isinstance(body.get("id"), str) or not body["id"] \
+            or not isinstance(body.get("status"), str):
+        raise UpstreamError("replicate answered with something that is not a prediction.")
+    urls = body.get("urls") if isinstance(body.get("urls"), dict) else {}
+    return Prediction(id=body["id"], status=body["status"], output=body.get("output"),
+                      error=str(body.get("error") or ""), get_url=str(urls.get("get") or ""),
+                      cancel_url=str(urls.get("cancel") or ""))
+
+
+def output_urls(prediction: Prediction) -> list[str]:
+    """The result URLs of a succeeded prediction: ``output`` is one URL or a list of them."""
+    output = prediction.output
+    urls = [output] if isinstance(output, str) else output
+    if not isinstance(urls, list) or not urls or not all(isinstance(u, str) and u for u in urls):
+        raise UpstreamError(f"replicate prediction {prediction.id} succeeded without an image URL.")
+    return urls
+
+
+def read_json(response: httpx.Response) -> Any:
+    try:
+        return response.json()
+    except ValueError:
+        raise UpstreamError(f"replicate answered HTTP {response.status_code} with a body that is not JSON.") from None
+
+
+def sniff_content_type(data: bytes) -> str | None:
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        return "image/png"
+    if data.startswith(b"\xff\xd8\xff"):
+        return "image/jpeg"
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def decode_data_url(url: str) -> bytes:
+    header, _, payload = url.partition(",")
+    try:
+        return base64.b64decode(payload, validate=True) if header.endswith(";base64") else b""
+    except (binascii.Error, ValueError):
+        return b""
+
+
+@dataclass
+class _Tracked:
+    """The prediction we are responsible for, once Replicate has accepted it."""
+
+    prediction: Prediction | None = None
+
+    @property
+    def running(self) -> bool:
+        return self.prediction is not None and self.prediction.status not in TERMINAL_STATUSES
+
+
+class ReplicateEditModel(HostedEditModel):
+    """A model on Replicate, run through its official-model predictions endpoint."""
+
+    provider = "replicate"
+    default_api_base = "https://api.replicate.com/v1"
+    default_api_key_env = "REPLICATE_API_TOKEN"
+    result_hosts = frozenset({"replicate.delivery"})  # and pbxt.replicate.delivery, …
+    Options = ReplicateOptions
+    max_input_images = 1
+    supports_generation = True  # Kontext and Seedream both take a prompt alone
+    supports_mask = False
+    max_n = 4
+    ignored_params = frozenset({"input_fidelity", "user"})
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.max_input_images = int(self.config.get("max_input_images", self.max_input_images))
+        self.max_n = int(self.config.get("max_n", self.max_n))
+        self.supports_generation = bool(self.config.get("supports_generation", self.supports_generation))
+        self.schema = InputSchema.from_config(self.config, self.max_input_images)
+        self.wait = min(MAX_WAIT_S, max(1, int(self.config.get("wait", MAX_WAIT_S))))
+        self.poll_interval = float(self.config.get("poll_interval", 0.5))
+
+    async def edit(self, job: EditJob) -> EditResult:
+        """Make ``job.n`` images: one prediction with ``n_field``, else ``n`` in sequence."""
+        check_job(job, self.schema, self.id)
+        dropped = dropped_params(job)
+        if dropped:
+            log.info("model %s: Replicate has no input for %s; dropped", self.id, ", ".join(dropped))
+        calls = [job] if self.schema.n_field else [
+            replace(job, n=1, seed=None if job.seed is None else job.seed + i) for i in range(job.n)]
+        images: list[OutputImage] = []
+        for call in calls:
+            prediction = await self._predict(call)
+            images += [await self._download(url) for url in output_urls(prediction)]
+        if len(images) < job.n:
+            raise UpstreamError(f"replicate returned {len(images)} of the {job.n} images asked for.")
+        return EditResult(images=images[:job.n], extra={"dropped_params": dropped})
+
+    # -- one prediction -----------------------------------------------------------------
+
+    async def _predict(self, job: EditJob) -> Prediction:
+        """Submit once, poll to the end; cancel upstream if we give up on it."""
+        tracked = _Tracked()
+        try:
+            with anyio.fail_after(self.timeout):
+                prediction = await self._wait_for(await self._submit(job, tracked), tracked)
+        except TimeoutError:
+            await self._cancel(tracked)
+            raise UpstreamTimeoutError(
+                f"replicate did not finish within {self.timeout:g} s (timeout in models.yaml).") from None
+        except BaseException:  # the client went away, or polling failed: stop the billing
+            await self._cancel(tracked)
+            raise
+        return self._succeeded(prediction)
+
+    async def _submit(self, job: EditJob, tracked: _Tracked) -> Prediction:
+        method, path, kwargs = build_request(job, self.schema, model=self.upstream_model,
+                                             wait=min(self.wait, max(1, math.ceil(self.timeout))),
+                                             deadline=self.timeout)
+        kwargs["headers"].update(self._auth())
+        tracked.prediction = parse_prediction(read_json(await self.request(method, path, **kwargs)))
+        return tracked.prediction
+
+    async def _wait_for(self, prediction: Prediction, tracked: _Tracked) -> Prediction:
+        interval = self.poll_interval
+        while prediction.status not in TERMINAL_STATUSES:
+            await anyio.sleep(interval)
+            interval = min(interval * 1.5, self.poll_interval * 4)
+            url = self._own_url(prediction.get_url, f"/predictions/{quote(prediction.id, safe='')}")
+            tracked.prediction = prediction = parse_prediction(
+                read_json(await self.request("GET", url, headers=self._auth())))
+        return prediction
+
+    async def _cancel(self, tracked: _Tracked) -> None:
+        if not tracked.running:
+            return
+        prediction = tracked.prediction
+        url = self._own_url(prediction.cancel_url, f"/predictions/{quote(prediction.id, safe='')}/cancel")
+        with anyio.move_on_after(CANCEL_TIMEOUT_S, shield=True):
+            try:
+                await self.request("POST", url, headers=self._auth())
+                log.info("model %s: canceled replicate prediction %s", self.id, prediction.id)
+            except RetouchError as exc:
+                log.warning("model %s: could not cancel replicate prediction %s: %s",
+                            self.id, prediction.id, exc.message)
+
+    def _succeeded(self, prediction: Prediction) -> Prediction:
+        if prediction.status == "succeeded":
+            return prediction
+        if prediction.status == "failed" and _BLOCKED.search(prediction.error):
+            raise self.content_blocked(prediction.error)
+        if prediction.status == "failed":
+            raise UpstreamError(f"replicate prediction {prediction.id} failed: "
+                                f"{prediction.error or 'no reason given'}")
+        raise UpstreamError(
+            f"replicate {prediction.status} prediction {prediction.id} before it finished "
+            "(its Cancel-After deadline passed, or it was canceled on replicate.com).")
+
+    # -- helpers ------------------------------------------------------------------------
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.api_key()}"}
+
+    def _own_url(self, url: str, fallback_path: str) -> str:
+        """``url`` when it points at our API base, else ``fallback_path`` on the base: the
+        token is only ever sent to the host it was configured for."""
+        base = httpx.URL(self.api_base)
+        try:
+            target = httpx.URL(url) if url else None
+        except httpx.InvalidURL:
+            target = None
+        if target is not None and (target.scheme, target.netloc) == (base.scheme, base.netloc):
+            return url
+        return fallback_path
+
+    async def _download(self, url: str) -> OutputImage:
+        data = decode_data_url(url) if url.startswith("data:") else await self.fetch_result(url)
+        content_type = sniff_content_type(data)
+        if content_type is None:
+            raise UpstreamError("replicate returned a result that is not a PNG, JPEG or WebP image.")
+        return OutputImage(data=data, content_type=content_type)

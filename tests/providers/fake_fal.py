@@ -1,0 +1,150 @@
+"""A fake fal.ai queue on 127.0.0.1: speaks the queue protocol, records what it receives.
+
+Routes, as on queue.fal.run::
+
+    POST /{model}                          submit → {request_id, status_url, response_url, cancel_url}
+    GET  /{model}/requests/{id}/status     the next of ``states`` (the last one repeats)
+    GET  /{model}/requests/{id}            {images: [{url, width, height, content_type}], seed, …}
+    PUT  /{model}/requests/{id}/cancel     202 {status: CANCELLATION_REQUESTED}
+    GET  /files/{name}                     result images, as on fal.media (``result.png`` only)
+
+Tests set the knobs on ``FakeFal`` before the call and read the records after.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from tests.images import gradient, png
+from tests.servers import _bound_socket
+
+RESULT = gradient(40, 30)
+
+
+@dataclass
+class Submission:
+    model: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+
+@dataclass
+class FakeFal:
+    # Knobs
+    states: list[str] = field(default_factory=lambda: ["IN_QUEUE", "IN_PROGRESS", "COMPLETED"])
+    result_png: bytes = field(default_factory=lambda: png(RESULT))
+    submit_error: tuple[int, dict, dict] | None = None  # (status, body, headers)
+    status_failures: int = 0  # the first N status checks answer 503
+    final_status: dict | None = None  # replaces the COMPLETED status body
+    result_error: tuple[int, dict] | None = None  # the response URL answers this instead
+    queue_base: str | None = None  # where status/response/cancel URLs point (default: here)
+    image_url: str | None = None  # the result image URL (default: /files/result.png here)
+    nsfw: bool = False
+    # Records
+    base_url: str = ""
+    submissions: list[Submission] = field(default_factory=list)
+    accepted: list[str] = field(default_factory=list)  # request ids handed out
+    status_queries: list[str] = field(default_factory=list)
+    status_auth: list[str] = field(default_factory=list)
+    result_reads: int = 0
+    cancels: list[str] = field(default_factory=list)
+    file_reads: list[str] = field(default_factory=list)
+
+    # -- routes -------------------------------------------------------------------------
+
+    async def submit(self, request: Request) -> Response:
+        model = request.path_params["model"]
+        self.submissions.append(Submission(model, dict(request.headers), await request.json()))
+        if self.submit_error is not None:
+            status, body, headers = self.submit_error
+            return JSONResponse(body, status_code=status, headers=headers)
+        request_id = str(uuid.uuid4())
+        self.accepted.append(request_id)
+        # Like fal: the queue URLs name the app (owner/alias), not the endpoint path.
+        root = f"{self.queue_base or self.base_url}/{'/'.join(model.split('/')[:2])}/requests/{request_id}"
+        return JSONResponse({"request_id": request_id, "response_url": root,
+                             "status_url": root + "/status", "cancel_url": root + "/cancel"})
+
+    async def status(self, request: Request) -> Response:
+        self.status_queries.append(request.url.query)
+        self.status_auth.append(request.headers.get("authorization", ""))
+        polls = len(self.status_queries)
+        if polls <= self.status_failures:
+            return JSONResponse({"detail": "Service temporarily unavailable"}, status_code=503)
+        state = self.states[min(polls - self.status_failures, len(self.states)) - 1]
+        if state == "COMPLETED" and self.final_status is not None:
+            return JSONResponse(self.final_status)
+        body: dict[str, Any] = {"status": state, "response_url": str(request.url).rsplit("/", 1)[0]}
+        if state == "IN_QUEUE":
+            body["queue_position"] = 0
+        return JSONResponse(body)
+
+    async def result(self, request: Request) -> Response:
+        self.result_reads += 1
+        if self.result_error is not None:
+            status, body = self.result_error
+            return JSONResponse(body, status_code=status)
+        count = int(self.submissions[-1].body.get("num_images", 1))
+        url = self.image_url or f"{self.base_url}/files/result.png"
+        height, width = RESULT.shape[:2]
+        return JSONResponse({
+            "images": [{"url": url, "width": width, "height": height, "content_type": "image/png"}] * count,
+            "seed": 1234,
+            "has_nsfw_concepts": [self.nsfw] * count,
+            "prompt": self.submissions[-1].body.get("prompt", ""),
+        })
+
+    async def cancel(self, request: Request) -> Response:
+        self.cancels.append(request.path_params["request_id"])
+        return JSONResponse({"status": "CANCELLATION_REQUESTED"}, status_code=202)
+
+    async def file(self, request: Request) -> Response:
+        name = request.path_params["name"]
+        self.file_reads.append(name)
+        if name != "result.png":
+            return Response("Not Found", status_code=404)
+        return Response(self.result_png, media_type="image/png")
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[
+            Route("/files/{name}", self.file, methods=["GET"]),
+            Route("/{model:path}/requests/{request_id}/status", self.status, methods=["GET"]),
+            Route("/{model:path}/requests/{request_id}/cancel", self.cancel, methods=["PUT"]),
+            Route("/{model:path}/requests/{request_id}", self.result, methods=["GET"]),
+            Route("/{model:path}", self.submit, methods=["POST"]),
+        ])
+
+
+@contextlib.contextmanager
+def running_fake_fal(fake: FakeFal | None = None) -> Iterator[FakeFal]:
+    """Serve ``fake`` under uvicorn in a thread; sets and yields it with ``base_url``."""
+    fake = fake or FakeFal()
+    sock = _bound_socket()
+    config = uvicorn.Config(fake.app(), log_level="warning", lifespan="off",
+                            timeout_graceful_shutdown=1)
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("fake fal server failed to start")
+            threading.Event().wait(0.01)
+        fake.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        yield fake
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
+
