@@ -157,5 +157,14 @@ def _detail(response: httpx.Response) -> str:
         error = body.get("error", body.get("detail", body.get("message", "")))
         if isinstance(error, dict):
             error = error.get("message", "")
+        if isinstance(error, list):  # FastAPI-style validation errors: [{loc, msg}, …]
+            error = "; ".join(_validation_message(item) for item in error)
         return str(error)[:300]
     return ""
+
+
+def _validation_message(item: Any) -> str:
+    if not isinstance(item, dict):
+        return str(item)
+    where = ".".join(str(part) for part in item.get("loc", [])[1:]) or ""
+    return f"{where}: {item.get('msg', '')}" if where else str(item.get("msg", ""))
