@@ -173,7 +173,9 @@ class EditService:
 
 def encode_output(output: OutputImage, params: ImageParams, inline: bool) -> tuple[bytes, str]:
     """Bytes in the requested encoding (and their base64 when inlined). Runs in a thread."""
-    if output.data is not None and output.content_type == CONTENT_TYPES[params.encoding]:
+    as_sent = (output.data is not None and output.content_type == CONTENT_TYPES[params.encoding]
+               and params.output_compression is None and params.background != "opaque")
+    if as_sent:  # the provider's bytes already are what was asked for
         data = output.data
     else:
         pixels = output.pixels if output.pixels is not None else _decode(output.data)

@@ -18,6 +18,10 @@ BUILTIN_PROVIDERS = {
     "openai": "retouch.providers.openai:OpenAIEditModel",
     "openai_compatible": "retouch.providers.openai_compat:OpenAICompatibleEditModel",
     "fal": "retouch.providers.fal:FalEditModel",
+    "replicate": "retouch.providers.replicate:ReplicateEditModel",
+    "bfl": "retouch.providers.bfl:BflEditModel",
+    "gemini": "retouch.providers.gemini:GeminiEditModel",
+    "stability": "retouch.providers.stability:StabilityEditModel",
 }
 ENTRY_POINT_GROUP = "retouch.providers"
 _ENTRY_KEYS = {"id", "aliases", "provider", "description", "owned_by"}

@@ -97,7 +97,9 @@ class InputSchema:
     @classmethod
     def from_config(cls, config: dict[str, Any], max_input_images: int) -> InputSchema:
         def field(key: str, default: str | None) -> str | None:
-            return (str(config[key]) if config[key] else None) if key in config else default
+            if key not in config:
+                return default
+            return str(config[key]) if config[key] else None  # null: the model has no such input
 
         return cls(
             image_field=str(config.get("image_field") or cls.image_field),

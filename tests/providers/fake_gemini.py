@@ -1,0 +1,119 @@
+"""A fake Gemini API on 127.0.0.1: answers ``generateContent`` like Google does and
+records every request it received."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+
+@dataclass
+class Reply:
+    """One scripted answer; ``body=None`` is the default answer with the fake's image."""
+
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    body: dict[str, Any]
+
+    @property
+    def parts(self) -> list[dict[str, Any]]:
+        return self.body["contents"][0]["parts"]
+
+    @property
+    def images(self) -> list[bytes]:
+        return [base64.b64decode(p["inline_data"]["data"]) for p in self.parts if "inline_data" in p]
+
+
+class FakeGemini:
+    """``replies`` are used in order, then the default answer. ``gate``, when set, holds
+    each request until that many have been in flight at once (or a second passes),
+    which proves that calls overlap without timing anything."""
+
+    def __init__(self, image: bytes, text: str = "Here is your image, at dusk.") -> None:
+        self.image = image
+        self.text = text
+        self.replies: list[Reply] = []
+        self.received: list[Received] = []
+        self.gate = 0
+        self.in_flight = self.most_in_flight = 0
+        self.closing = False
+        self.base = ""
+        self.app = Starlette(routes=[Route("/{path:path}", self.handle, methods=["POST"])])
+
+    def answer(self) -> dict[str, Any]:
+        return {
+            "candidates": [{
+                "content": {"role": "model", "parts": [
+                    {"text": self.text},
+                    {"inlineData": {"mimeType": "image/png",
+                                    "data": base64.b64encode(self.image).decode()}},
+                ]},
+                "finishReason": "STOP",
+            }],
+            "usageMetadata": {"promptTokenCount": 300, "candidatesTokenCount": 1290,
+                              "totalTokenCount": 1590},
+        }
+
+    async def handle(self, request: Request) -> JSONResponse:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            self.received.append(Received(request.url.path, dict(request.headers), await request.json()))
+            reply = self.replies.pop(0) if self.replies else Reply()
+            await self.wait(reply.delay, until=lambda: self.most_in_flight >= self.gate)
+            body = self.answer() if reply.body is None else reply.body
+            return JSONResponse(body, status_code=reply.status, headers=reply.headers)
+        finally:
+            self.in_flight -= 1
+
+    async def wait(self, delay: float, until) -> None:
+        """Sleep ``delay`` (then up to 1 s more for the gate), cut short at shutdown."""
+        deadline = time.monotonic() + delay
+        gate_deadline = deadline + 1.0
+        while not self.closing and (time.monotonic() < deadline
+                                    or (not until() and time.monotonic() < gate_deadline)):
+            await asyncio.sleep(0.005)
+
+
+@contextlib.contextmanager
+def running(fake: FakeGemini) -> Iterator[FakeGemini]:
+    """Serve ``fake`` with uvicorn in a thread; ``fake.base`` is its URL meanwhile."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(fake.app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("fake Gemini server failed to start")
+            time.sleep(0.01)
+        fake.base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        yield fake
+    finally:
+        fake.closing = True
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()

@@ -1,0 +1,117 @@
+"""A fake Stability AI v2beta on 127.0.0.1: answers the multipart
+``/stable-image/edit/{operation}`` calls like Stability does and records what it received."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.datastructures import UploadFile
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+
+@dataclass
+class Reply:
+    """One scripted answer; ``body=None`` is the default answer with the fake's image."""
+
+    status: int = 200
+    body: Any = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+
+
+@dataclass
+class Upload:
+    filename: str
+    content_type: str
+    data: bytes
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict[str, str]
+    fields: dict[str, str]
+    files: dict[str, Upload]
+
+
+class FakeStability:
+    """``replies`` are used in order, then the default answer (the fake's image, with
+    the seed it was sent)."""
+
+    def __init__(self, image: bytes) -> None:
+        self.image = image
+        self.replies: list[Reply] = []
+        self.received: list[Received] = []
+        self.in_flight = self.most_in_flight = 0
+        self.closing = False
+        self.base = ""
+        self.app = Starlette(routes=[Route("/{path:path}", self.handle, methods=["POST"])])
+
+    async def handle(self, request: Request) -> JSONResponse:
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            received = await self.record(request)
+            reply = self.replies.pop(0) if self.replies else Reply()
+            await self.wait(reply.delay)
+            body = reply.body
+            if body is None:
+                body = {"image": base64.b64encode(self.image).decode(), "finish_reason": "SUCCESS",
+                        "seed": int(received.fields.get("seed", 0))}
+            return JSONResponse(body, status_code=reply.status, headers=reply.headers)
+        finally:
+            self.in_flight -= 1
+
+    async def record(self, request: Request) -> Received:
+        fields: dict[str, str] = {}
+        files: dict[str, Upload] = {}
+        async with request.form() as form:
+            for name, value in form.multi_items():
+                if isinstance(value, UploadFile):
+                    files[name] = Upload(value.filename or "", value.content_type or "", await value.read())
+                else:
+                    fields[name] = value
+        received = Received(request.url.path, dict(request.headers), fields, files)
+        self.received.append(received)
+        return received
+
+    async def wait(self, delay: float) -> None:
+        """Sleep ``delay``, cut short at shutdown."""
+        deadline = time.monotonic() + delay
+        while not self.closing and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+
+
+@contextlib.contextmanager
+def running(fake: FakeStability) -> Iterator[FakeStability]:
+    """Serve ``fake`` with uvicorn in a thread; ``fake.base`` is its URL meanwhile."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", 0))
+    server = uvicorn.Server(uvicorn.Config(fake.app, log_level="warning", lifespan="off"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    try:
+        while not server.started:
+            if not thread.is_alive():
+                raise RuntimeError("fake Stability server failed to start")
+            time.sleep(0.01)
+        fake.base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+        yield fake
+    finally:
+        fake.closing = True
+        server.should_exit = True
+        thread.join(timeout=10)
+        sock.close()
