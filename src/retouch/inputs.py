@@ -19,7 +19,7 @@ from PIL import Image, ImageOps
 
 from retouch.errors import InvalidImageError, InvalidRequestError, PayloadTooLargeError, RetouchError
 from retouch.fetch import UrlFetcher
-from retouch.protocol import ImageSource, ImageUrl, UploadedImage
+from retouch.protocol import ImageSource, UploadedImage
 
 # Magic bytes → Pillow format name. Only these formats are ever handed to a decoder.
 _SIGNATURES: tuple[tuple[bytes, int, str], ...] = (

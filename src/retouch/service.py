@@ -126,10 +126,11 @@ class EditService:
         dropped = list(result.extra.get("dropped_params", []))
         if dropped:
             log.info("model %s dropped parameters it cannot honour: %s", model.id, ", ".join(dropped))
-        price = model.price_per_image
+        # A routed model reports which public model served and at whose price.
+        price = result.extra.get("price_per_image", model.price_per_image)
         return Served(
             response=await self.respond(result, params, base_url),
-            model=model.id,
+            model=result.extra.get("served_by", model.id),
             dropped_params=dropped,
             cost_usd=None if price is None else price * len(result.images),
         )

@@ -48,11 +48,11 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from retouch.engine.codecs import CONTENT_TYPES, encode
+from retouch.engine.codecs import encode
 from retouch.errors import InvalidRequestError, RetouchError, UpstreamError, UpstreamTimeoutError
 from retouch.inputs import InputImage
 from retouch.providers.base import EditJob, EditResult, OutputImage
-from retouch.providers.hosted import HostedEditModel
+from retouch.providers.hosted import HostedEditModel, sniff_content_type
 from retouch.providers.registry import ConfigError
 
 log = logging.getLogger("retouch.providers.fal")
@@ -272,17 +272,6 @@ def problems(response: httpx.Response) -> list[tuple[str, str]]:
             message = str(item.get("msg", ""))
             found.append((str(item.get("type", "")), f"{where}: {message}" if where else message))
     return found
-
-
-def sniff_content_type(data: bytes) -> str | None:
-    """PNG, JPEG or WebP by magic bytes; None for anything else."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return CONTENT_TYPES["png"]
-    if data.startswith(b"\xff\xd8\xff"):
-        return CONTENT_TYPES["jpeg"]
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return CONTENT_TYPES["webp"]
-    return None
 
 
 def decode_data_url(url: str) -> bytes:

@@ -44,7 +44,7 @@ from retouch.engine.codecs import encode
 from retouch.errors import InvalidRequestError, RetouchError, UpstreamError
 from retouch.inputs import InputImage
 from retouch.providers.base import EditJob, EditResult, OutputImage
-from retouch.providers.hosted import HostedEditModel
+from retouch.providers.hosted import HostedEditModel, sniff_content_type
 
 log = logging.getLogger("retouch.providers.gemini")
 
@@ -194,16 +194,6 @@ def parse_usage(metadata: dict[str, Any]) -> dict[str, int]:
         "output_tokens": int(metadata.get("candidatesTokenCount") or 0),
         "total_tokens": int(metadata.get("totalTokenCount") or 0),
     }
-
-
-def sniff_content_type(data: bytes) -> str | None:
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
 
 
 # -- the backend -------------------------------------------------------------------------

@@ -17,8 +17,10 @@ that it can be tested without a network. Models are declared in ``models.yaml``:
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import httpx
@@ -32,12 +34,31 @@ from retouch.errors import (
     UpstreamTimeoutError,
 )
 from retouch.fetch import FetchPolicy, UrlFetcher
+from retouch.inputs import sniff_format
 from retouch.providers.base import Availability, EditModel
 
 log = logging.getLogger("retouch.providers")
 
 DEFAULT_TIMEOUT_S = 300.0  # image models take 30-90 s, sometimes minutes
 CONNECT_TIMEOUT_S = 10.0
+
+
+@dataclass
+class Attempt:
+    """One try of one job on one backend, as the router sees it.
+
+    ``accepted`` turns true on the first 2xx answer: from then on the provider holds the
+    job (a queue id, a prediction, a result being made) and may bill it, so a failure is
+    final, never resubmitted. ``status`` is the last HTTP status seen (None before any).
+    """
+
+    accepted: bool = False
+    status: int | None = None
+
+
+# Set by the router around each call to a backend; None outside routed calls.
+CURRENT_ATTEMPT: contextvars.ContextVar[Attempt | None] = contextvars.ContextVar(
+    "retouch_attempt", default=None)
 
 
 class HostedEditModel(EditModel):
@@ -91,6 +112,9 @@ class HostedEditModel(EditModel):
         target = url if url.startswith(("http://", "https://")) else self.api_base + url
         try:
             response = await self.client().request(method, target, **kwargs)
+        except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:  # nothing was sent
+            raise UpstreamError(
+                f"Could not reach {self.provider} at {httpx.URL(target).host} in time.") from exc
         except httpx.TimeoutException as exc:
             raise UpstreamTimeoutError(
                 f"{self.provider} did not answer within {self.timeout:g} s.") from exc
@@ -98,6 +122,7 @@ class HostedEditModel(EditModel):
             raise UpstreamError(
                 f"Could not reach {self.provider} at {httpx.URL(target).host} "
                 f"({type(exc).__name__}).") from exc
+        _record(response.status_code)
         if response.status_code >= 400:
             raise self.upstream_error(response)
         return response
@@ -145,6 +170,21 @@ class HostedEditModel(EditModel):
     def _result_hosts(self) -> set[str]:
         # The configured base (a proxy, a test server) may serve results too.
         return set(self.result_hosts) | {(httpx.URL(self.api_base).host or "").lower()} - {""}
+
+
+_RESULT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+
+
+def sniff_content_type(data: bytes) -> str | None:
+    """PNG, JPEG or WebP by magic bytes (what results may be); None for anything else."""
+    return _RESULT_TYPES.get(sniff_format(data[:16]) or "")
+
+
+def _record(status: int) -> None:
+    attempt = CURRENT_ATTEMPT.get()
+    if attempt is not None:
+        attempt.status = status
+        attempt.accepted = attempt.accepted or 200 <= status < 300
 
 
 def _detail(response: httpx.Response) -> str:

@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict
 from retouch.errors import InvalidRequestError, RetouchError, UpstreamError, UpstreamTimeoutError
 from retouch.inputs import InputImage
 from retouch.providers.base import EditJob, EditResult, OutputImage
-from retouch.providers.hosted import HostedEditModel
+from retouch.providers.hosted import HostedEditModel, sniff_content_type
 
 log = logging.getLogger("retouch.providers.openai")
 
@@ -224,17 +224,6 @@ def parse_usage(usage: Any) -> dict[str, int] | None:
         return None
     counts = {key: usage[key] for key in _USAGE_KEYS if isinstance(usage.get(key), int)}
     return counts or None
-
-
-def sniff_content_type(data: bytes) -> str | None:
-    """PNG, JPEG or WebP by magic bytes; None lets retouch decode whatever it is."""
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
 
 
 def content_block_message(response: httpx.Response, codes: frozenset[str]) -> str | None:

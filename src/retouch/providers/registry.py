@@ -22,6 +22,7 @@ BUILTIN_PROVIDERS = {
     "bfl": "retouch.providers.bfl:BflEditModel",
     "gemini": "retouch.providers.gemini:GeminiEditModel",
     "stability": "retouch.providers.stability:StabilityEditModel",
+    "router": "retouch.providers.router:RoutedEditModel",  # entries with `deployments:`
 }
 ENTRY_POINT_GROUP = "retouch.providers"
 _ENTRY_KEYS = {"id", "aliases", "provider", "description", "owned_by"}
@@ -43,6 +44,10 @@ class ModelRegistry:
                     raise ConfigError(f"model name {name!r} is declared twice")
                 self._by_name[name] = model
         self.default_model = default_model
+        for model in self._models:
+            bind = getattr(model, "bind", None)  # routed models resolve their fallbacks
+            if bind is not None:
+                bind(self)
 
     @classmethod
     def from_files(cls, user_file: Path | None, default_model: str) -> ModelRegistry:
@@ -82,14 +87,22 @@ def _read_entries(text: str, origin: str) -> list[dict[str, Any]]:
     if not isinstance(entries, list):
         raise ConfigError(f"{origin}: expected a top-level 'models:' list")
     for entry in entries:
-        if not isinstance(entry, dict) or not entry.get("id") or not entry.get("provider"):
-            raise ConfigError(f"{origin}: every model needs 'id' and 'provider': {entry!r}")
+        if not isinstance(entry, dict) or not entry.get("id") or not _backend_of(entry):
+            raise ConfigError(f"{origin}: every model needs 'id' and 'provider' (or "
+                              f"'deployments'): {entry!r}")
+        if entry.get("deployments") and entry.get("provider") not in (None, "router"):
+            raise ConfigError(f"{origin}: {entry['id']} has both 'provider' and 'deployments'; "
+                              "keep one (put the provider inside each deployment)")
     return entries
+
+
+def _backend_of(entry: dict[str, Any]) -> str | None:
+    return entry.get("provider") or ("router" if entry.get("deployments") else None)
 
 
 def build_model(entry: dict[str, Any]) -> EditModel:
     """Instantiate the backend class named by ``entry['provider']``."""
-    backend = load_provider(entry["provider"])
+    backend = load_provider(_backend_of(entry) or "")
     config = {k: v for k, v in entry.items() if k not in _ENTRY_KEYS}
     return backend(
         entry["id"],

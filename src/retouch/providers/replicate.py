@@ -55,7 +55,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from retouch.errors import InvalidRequestError, RetouchError, UpstreamError, UpstreamTimeoutError
 from retouch.providers.base import EditJob, EditResult, OutputImage
-from retouch.providers.hosted import HostedEditModel
+from retouch.providers.hosted import HostedEditModel, sniff_content_type
 
 log = logging.getLogger("retouch.providers.replicate")
 
@@ -214,16 +214,6 @@ def read_json(response: httpx.Response) -> Any:
         return response.json()
     except ValueError:
         raise UpstreamError(f"replicate answered HTTP {response.status_code} with a body that is not JSON.") from None
-
-
-def sniff_content_type(data: bytes) -> str | None:
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
 
 
 def decode_data_url(url: str) -> bytes:

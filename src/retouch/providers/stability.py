@@ -39,7 +39,7 @@ from retouch.engine.codecs import encode
 from retouch.errors import InvalidRequestError, RetouchError, UpstreamError
 from retouch.inputs import InputImage
 from retouch.providers.base import EditJob, EditResult, OutputImage
-from retouch.providers.hosted import HostedEditModel
+from retouch.providers.hosted import HostedEditModel, sniff_content_type
 from retouch.providers.registry import ConfigError
 
 log = logging.getLogger("retouch.providers.stability")
@@ -261,16 +261,6 @@ def parse_error(response: httpx.Response) -> tuple[str, str]:
     else:
         message = str(body.get("message") or "")
     return str(body.get("name") or ""), message[:300]
-
-
-def sniff_content_type(data: bytes) -> str | None:
-    if data.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if data.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    return None
 
 
 # -- the backend -------------------------------------------------------------------------

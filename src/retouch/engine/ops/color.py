@@ -323,7 +323,7 @@ _GRAYSCALE = (r"\b(?:gr[ae]y\s*-?\s*scale|black\s*(?:-|and|&)\s*white|b\s*&\s*w|
 # desaturate, …) between these two groups. "change the hue to 200" (an absolute hue) is
 # left unclaimed rather than read as a shift.
 EARLY_RULES = (
-    rule(rf"\b(?:invert|reverse)\s+(?:the\s+)?hues?\b", lambda m: HueShift(180)),
+    rule(r"\b(?:invert|reverse)\s+(?:the\s+)?hues?\b", lambda m: HueShift(180)),
     rule(_HUE_VERB, _hue),
     rule(_HUE_NOUN, _hue),
     rule(_HUE_ALONE, _hue),
