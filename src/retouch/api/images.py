@@ -10,6 +10,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 
 from retouch.api.deps import authenticate, base_url, get_service
+from retouch.api.disconnect import unless_disconnected
 from retouch.api.requests import read_edit_request, read_generation_request
 from retouch.protocol import ImageParams, ImagesResponse
 from retouch.service import EditService, Served
@@ -35,7 +36,7 @@ async def create_edit(request: Request, service: EditService = Depends(get_servi
     settings = service.settings
     edit = await read_edit_request(request, settings.max_request_bytes, settings.max_images)
     params = _as_b64_when_streaming(edit.params)
-    served = await service.edit(edit, base_url(request))
+    served = await unless_disconnected(request, service.edit(edit, base_url(request)))
     return _answer(served, params, "image_edit")
 
 
@@ -44,7 +45,7 @@ async def create_generation(request: Request, service: EditService = Depends(get
     """Create images from a prompt alone."""
     params = await read_generation_request(request, service.settings.max_request_bytes)
     params = _as_b64_when_streaming(params)
-    served = await service.generate(params, base_url(request))
+    served = await unless_disconnected(request, service.generate(params, base_url(request)))
     return _answer(served, params, "image_generation")
 
 
