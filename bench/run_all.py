@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHMARKS = ["encoding.py", "http_overhead.py", "upload_memory.py", "engine_ops.py"]
+BENCHMARKS = ["encoding.py", "http_overhead.py", "upload_memory.py", "engine_ops.py",
+              "reader_worst_case.py", "gateway_overhead.py"]
 TIME_CAP = 300  # seconds per benchmark; each is meant to finish well under 3 minutes
 
 

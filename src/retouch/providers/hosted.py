@@ -41,6 +41,7 @@ log = logging.getLogger("retouch.providers")
 
 DEFAULT_TIMEOUT_S = 300.0  # image models take 30-90 s, sometimes minutes
 CONNECT_TIMEOUT_S = 10.0
+DEFAULT_MAX_CONNECTIONS = 1000
 
 
 @dataclass
@@ -97,8 +98,12 @@ class HostedEditModel(EditModel):
 
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
+            # Image jobs hold a connection for a minute or more: httpx's default of 100
+            # connections would queue the 101st job behind them (config: max_connections).
+            limit = int(self.config.get("max_connections") or DEFAULT_MAX_CONNECTIONS)
             self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(self.timeout, connect=CONNECT_TIMEOUT_S))
+                timeout=httpx.Timeout(self.timeout, connect=CONNECT_TIMEOUT_S),
+                limits=httpx.Limits(max_connections=limit, max_keepalive_connections=64))
         return self._client
 
     async def aclose(self) -> None:
@@ -110,8 +115,11 @@ class HostedEditModel(EditModel):
     async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         """One upstream call; network failures and error statuses raise retouch errors."""
         target = url if url.startswith(("http://", "https://")) else self.api_base + url
+        client = self.client()
         try:
-            response = await self.client().request(method, target, **kwargs)
+            request = client.build_request(method, target, **kwargs)
+            await request.aread()  # one buffer: a multipart body goes out in one write, not 20
+            response = await client.send(request)
         except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:  # nothing was sent
             raise UpstreamError(
                 f"Could not reach {self.provider} at {httpx.URL(target).host} in time.") from exc

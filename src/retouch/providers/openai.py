@@ -34,6 +34,7 @@ from typing import Any, ClassVar, Literal
 
 import anyio
 import httpx
+import orjson
 from PIL import Image
 from pydantic import BaseModel, ConfigDict
 
@@ -318,7 +319,8 @@ class OpenAIEditModel(HostedEditModel):
         with self.deadline():
             response = await self.request(request.method, request.path,
                                           headers=self.auth_headers(), **request.kwargs)
-            answer = parse_images_response(_json_of(response, self.provider), self.provider)
+            # Parsing megabytes of JSON and base64 would stall every other request: a thread.
+            answer = await anyio.to_thread.run_sync(parse_answer, response, self.provider)
             outputs = [await self.output_of(image) for image in answer.images]
         extra = {"dropped_params": request.dropped} if request.dropped else {}
         return EditResult(images=outputs, revised_prompt=answer.revised_prompt,
@@ -352,8 +354,12 @@ def options_of(job: EditJob) -> dict[str, Any]:
     return dict(job.options or {})
 
 
+def parse_answer(response: httpx.Response, provider: str) -> ParsedAnswer:
+    return parse_images_response(_json_of(response, provider), provider)
+
+
 def _json_of(response: httpx.Response, provider: str) -> Any:
     try:
-        return response.json()
+        return orjson.loads(response.content)
     except ValueError as exc:
         raise UpstreamError(f"{provider} answered with something other than JSON.") from exc
