@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import base64
 import logging
-import math
 import re
 from dataclasses import dataclass, replace
 from typing import Any
@@ -42,7 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from retouch.errors import InvalidRequestError, UpstreamError, UpstreamTimeoutError
 from retouch.providers.base import EditJob, EditResult, OutputImage
-from retouch.providers.hosted import HostedEditModel, sniff_content_type
+from retouch.providers.hosted import HostedEditModel, closest_ratio, sniff_content_type
 
 log = logging.getLogger("retouch.providers.bfl")
 
@@ -103,13 +102,8 @@ def dropped_params(job: EditJob) -> list[str]:
 
 
 def nearest_aspect_ratio(width: int, height: int, choices: tuple[str, ...] = ASPECT_RATIOS) -> str:
-    """The listed ratio closest to width:height (compared on a log scale, so 2:1 ~ 1:2)."""
-    def distance(ratio: str) -> float:
-        w, h = (int(part) for part in ratio.split(":"))
-        return abs(math.log(width / height) - math.log(w / h))
-
-    return min(choices, key=distance)
-
+    """The listed ratio closest to width:height."""
+    return closest_ratio(width, height, choices)
 
 def image_fields(images) -> dict[str, str]:
     """``input_image``, ``input_image_2``, … as bare base64, in the order given."""

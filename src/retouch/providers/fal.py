@@ -38,7 +38,6 @@ import base64
 import binascii
 import io
 import logging
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,7 +51,7 @@ from retouch.engine.codecs import encode
 from retouch.errors import InvalidRequestError, RetouchError, UpstreamError, UpstreamTimeoutError
 from retouch.inputs import InputImage
 from retouch.providers.base import EditJob, EditResult, OutputImage
-from retouch.providers.hosted import HostedEditModel, sniff_content_type
+from retouch.providers.hosted import HostedEditModel, closest_ratio, sniff_content_type
 from retouch.providers.registry import ConfigError
 
 log = logging.getLogger("retouch.providers.fal")
@@ -202,15 +201,8 @@ def size_arguments(size: tuple[int, int] | None, shape: ModelShape) -> dict[str,
 
 
 def nearest_aspect_ratio(width: int, height: int) -> str:
-    """The ratio of ``ASPECT_RATIOS`` closest to width:height (compared on a log scale)."""
-    wanted = math.log(width / height)
-
-    def distance(ratio: str) -> float:
-        w, h = ratio.split(":")
-        return abs(math.log(int(w) / int(h)) - wanted)
-
-    return min(ASPECT_RATIOS, key=distance)
-
+    """The ratio of ``ASPECT_RATIOS`` closest to width:height."""
+    return closest_ratio(width, height, ASPECT_RATIOS)
 
 def option_arguments(options: BaseModel | None) -> dict[str, Any]:
     fields = options.model_dump(exclude_none=True) if options is not None else {}

@@ -32,7 +32,6 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
-import math
 from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
@@ -44,7 +43,7 @@ from retouch.engine.codecs import encode
 from retouch.errors import InvalidRequestError, RetouchError, UpstreamError
 from retouch.inputs import InputImage
 from retouch.providers.base import EditJob, EditResult, OutputImage
-from retouch.providers.hosted import HostedEditModel, sniff_content_type
+from retouch.providers.hosted import HostedEditModel, closest_ratio, sniff_content_type
 
 log = logging.getLogger("retouch.providers.gemini")
 
@@ -111,16 +110,8 @@ def build_image_config(size: tuple[int, int] | None, options: GeminiOptions) -> 
 
 
 def nearest_aspect_ratio(width: int, height: int) -> str:
-    """The ratio Gemini offers that is closest to ``width:height`` (compared in log space,
-    so 2:1 is as far from 1:1 as 1:2 is)."""
-    wanted = math.log(width / height)
-
-    def distance(ratio: str) -> float:
-        w, h = ratio.split(":")
-        return abs(math.log(int(w) / int(h)) - wanted)
-
-    return min(ASPECT_RATIOS, key=distance)
-
+    """The ratio Gemini offers that is closest to ``width:height``."""
+    return closest_ratio(width, height, ASPECT_RATIOS)
 
 def with_seed(kwargs: dict[str, Any], index: int) -> dict[str, Any]:
     """The same request for call ``index`` of ``n``: its own seed, when there is one."""

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import math
 import os
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -178,6 +179,18 @@ class HostedEditModel(EditModel):
     def _result_hosts(self) -> set[str]:
         # The configured base (a proxy, a test server) may serve results too.
         return set(self.result_hosts) | {(httpx.URL(self.api_base).host or "").lower()} - {""}
+
+
+def closest_ratio(width: int, height: int, choices: tuple[str, ...]) -> str:
+    """The ``"W:H"`` of ``choices`` closest to width:height, compared on a log scale (so
+    2:1 is as far from 1:1 as 1:2 is): providers take an aspect ratio, not pixels."""
+    wanted = math.log(width / height)
+
+    def distance(ratio: str) -> float:
+        w, h = ratio.split(":")
+        return abs(math.log(int(w) / int(h)) - wanted)
+
+    return min(choices, key=distance)
 
 
 _RESULT_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}

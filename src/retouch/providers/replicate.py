@@ -55,7 +55,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from retouch.errors import InvalidRequestError, RetouchError, UpstreamError, UpstreamTimeoutError
 from retouch.providers.base import EditJob, EditResult, OutputImage
-from retouch.providers.hosted import HostedEditModel, sniff_content_type
+from retouch.providers.hosted import HostedEditModel, closest_ratio, sniff_content_type
 
 log = logging.getLogger("retouch.providers.replicate")
 
@@ -149,13 +149,8 @@ def dropped_params(job: EditJob) -> list[str]:
 
 
 def nearest_aspect_ratio(width: int, height: int, choices: tuple[str, ...] = ASPECT_RATIOS) -> str:
-    """The listed ratio closest to width:height (compared on a log scale, so 2:1 ~ 1:2)."""
-    def distance(ratio: str) -> float:
-        w, h = (int(part) for part in ratio.split(":"))
-        return abs(math.log(width / height) - math.log(w / h))
-
-    return min(choices, key=distance)
-
+    """The listed ratio closest to width:height."""
+    return closest_ratio(width, height, choices)
 
 def data_url(image) -> str:
     mime = _MIME_TYPES.get(image.format, "application/octet-stream")
