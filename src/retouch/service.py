@@ -174,12 +174,14 @@ class EditService:
 
 def encode_output(output: OutputImage, params: ImageParams, inline: bool) -> tuple[bytes, str]:
     """Bytes in the requested encoding (and their base64 when inlined). Runs in a thread."""
-    as_sent = (output.data is not None and output.content_type == CONTENT_TYPES[params.encoding]
+    as_sent = (output.pixels is None and output.content_type == CONTENT_TYPES[params.encoding]
                and params.output_compression is None and params.background != "opaque")
+    if as_sent and inline and output.b64_json is not None:
+        return b"", output.b64_json  # an upstream's base64, passed on without a round trip
     if as_sent:  # the provider's bytes already are what was asked for
-        data = output.data
+        data = output.encoded()
     else:
-        pixels = output.pixels if output.pixels is not None else _decode(output.data)
+        pixels = output.pixels if output.pixels is not None else _decode(output.encoded())
         if params.background == "opaque":
             pixels = flatten_alpha(pixels)
         quality = params.output_compression

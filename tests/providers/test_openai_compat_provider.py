@@ -117,7 +117,7 @@ async def test_auth_header_style_overrides_the_preset(monkeypatch):
         finally:
             await model.aclose()
     assert fake.received[0].headers["authorization"] == f"Bearer {KEY}"
-    assert decode(result.images[0].data)[0, 0].tolist() == [5, 6, 7]
+    assert decode(result.images[0].encoded())[0, 0].tolist() == [5, 6, 7]
 
 
 # -- retouch in front of a fake Siraya -------------------------------------------------

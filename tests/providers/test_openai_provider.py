@@ -103,11 +103,12 @@ def test_generation_is_json_with_moderation():
 
 
 def test_answer_parsed_with_usage_and_revised_prompt():
-    body = {"created": 1, "data": [{"b64_json": base64.b64encode(b"abc").decode(), "revised_prompt": "blue"}],
+    image = png(gradient())
+    body = {"created": 1, "data": [{"b64_json": base64.b64encode(image).decode(), "revised_prompt": "blue"}],
             "usage": {"input_tokens": 50, "output_tokens": 4160, "total_tokens": 4210,
                       "input_tokens_details": {"image_tokens": 40, "text_tokens": 10}}}
     answer = parse_images_response(body, "openai")
-    assert answer.images[0].data == b"abc"
+    assert base64.b64decode(answer.images[0].b64_json) == image
     assert answer.revised_prompt == "blue"
     assert answer.usage == {"input_tokens": 50, "output_tokens": 4160, "total_tokens": 4210}
 
@@ -312,3 +313,11 @@ async def test_dropped_params_are_listed_and_not_sent(fake, monkeypatch):
     assert sorted(result.extra["dropped_params"]) == ["moderation", "seed"]
     assert not {"seed", "moderation"} & fake.received[0].field_names()
     assert result.images[0].content_type == "image/png"
+
+
+def test_b64_that_is_not_an_image_is_refused():
+    from retouch.errors import UpstreamError
+
+    body = {"created": 1, "data": [{"b64_json": base64.b64encode(b"not an image at all").decode()}]}
+    with pytest.raises(UpstreamError, match="not a PNG, JPEG or WebP"):
+        parse_images_response(body, "openai")

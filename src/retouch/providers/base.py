@@ -10,6 +10,7 @@ Register the class in ``registry.BUILTIN_PROVIDERS`` or through the
 
 from __future__ import annotations
 
+import base64
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -49,11 +50,20 @@ class EditJob:
 
 @dataclass
 class OutputImage:
-    """One result: decoded ``pixels`` (RGB/RGBA uint8) or already encoded ``data``."""
+    """One result: decoded ``pixels`` (RGB/RGBA uint8), encoded ``data``, or encoded data
+    still in the base64 an upstream sent (``b64_json``: passed on without decoding when
+    the client asked for base64 in the same format)."""
 
     pixels: np.ndarray | None = None
     data: bytes | None = None
     content_type: str | None = None
+    b64_json: str | None = None
+
+    def encoded(self) -> bytes | None:
+        """The encoded bytes, decoding the base64 form if that is what we hold."""
+        if self.data is None and self.b64_json is not None:
+            return base64.b64decode(self.b64_json)
+        return self.data
 
 
 @dataclass
