@@ -24,23 +24,31 @@ def _bound_socket() -> socket.socket:
 
 
 @contextlib.contextmanager
-def running_retouch(settings: Settings) -> Iterator[str]:
-    """A real uvicorn server running retouch in a thread; yields its base URL."""
+def serving(app, **config_options) -> Iterator[str]:
+    """Any ASGI app under a real uvicorn server in a thread, on a free port of 127.0.0.1;
+    yields its base URL and stops it on exit. ``config_options`` go to uvicorn.Config."""
     sock = _bound_socket()
-    config = uvicorn.Config(create_app(settings), log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, **{"log_level": "warning", "lifespan": "on", **config_options})
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     try:
         while not server.started:
             if not thread.is_alive():
-                raise RuntimeError("retouch server failed to start")
+                raise RuntimeError("test server failed to start")
             threading.Event().wait(0.01)
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+@contextlib.contextmanager
+def running_retouch(settings: Settings) -> Iterator[str]:
+    """A real uvicorn server running retouch in a thread; yields its base URL."""
+    with serving(create_app(settings)) as url:
+        yield url
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):

@@ -8,18 +8,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from tests.images import gradient, png
+from tests.servers import serving
 
 KEY = "bfl_fake_key_0123456789abcdef"
 
@@ -124,29 +123,9 @@ class FakeBfl:
 def running_fake_bfl() -> Iterator[FakeBfl]:
     """The fake on a free port of 127.0.0.1; ``fake.base_url`` is its root."""
     fake = FakeBfl()
-    with serve(fake.app) as url:
+    with serving(fake.app, lifespan="off") as url:
         fake.base_url = url
         try:
             yield fake
         finally:
             fake.stopping.set()
-
-
-@contextlib.contextmanager
-def serve(app) -> Iterator[str]:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError("fake server failed to start")
-            time.sleep(0.01)
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()

@@ -14,20 +14,18 @@ Tests set the knobs on ``FakeFal`` before the call and read the records after.
 from __future__ import annotations
 
 import contextlib
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.images import gradient, png
-from tests.servers import _bound_socket
+from tests.servers import serving
 
 RESULT = gradient(40, 30)
 
@@ -130,21 +128,6 @@ class FakeFal:
 def running_fake_fal(fake: FakeFal | None = None) -> Iterator[FakeFal]:
     """Serve ``fake`` under uvicorn in a thread; sets and yields it with ``base_url``."""
     fake = fake or FakeFal()
-    sock = _bound_socket()
-    config = uvicorn.Config(fake.app(), log_level="warning", lifespan="off",
-                            timeout_graceful_shutdown=1)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError("fake fal server failed to start")
-            threading.Event().wait(0.01)
-        fake.base_url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    with serving(fake.app(), lifespan="off", timeout_graceful_shutdown=1) as url:
+        fake.base_url = url
         yield fake
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
-

@@ -19,13 +19,11 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import socket
 import threading
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
@@ -33,6 +31,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.images import png, solid
+from tests.servers import serving
 
 
 @dataclass
@@ -188,21 +187,9 @@ def _error(status: int, message: str, code: str | None = None) -> Response:
 @contextlib.contextmanager
 def running_fake(fake: FakeOpenAI) -> Iterator[FakeOpenAI]:
     """Serve ``fake`` under uvicorn in a thread; ``fake.url`` is its base URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(fake.app(), log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError("fake upstream failed to start")
-            threading.Event().wait(0.005)
-        fake.url = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        yield fake
-    finally:
-        fake.closing.set()
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serving(fake.app(), lifespan="off") as url:
+        fake.url = url
+        try:
+            yield fake
+        finally:
+            fake.closing.set()

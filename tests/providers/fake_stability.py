@@ -6,19 +6,17 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import socket
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+from tests.servers import serving
 
 
 @dataclass
@@ -97,21 +95,9 @@ class FakeStability:
 @contextlib.contextmanager
 def running(fake: FakeStability) -> Iterator[FakeStability]:
     """Serve ``fake`` with uvicorn in a thread; ``fake.base`` is its URL meanwhile."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(fake.app, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    try:
-        while not server.started:
-            if not thread.is_alive():
-                raise RuntimeError("fake Stability server failed to start")
-            time.sleep(0.01)
-        fake.base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-        yield fake
-    finally:
-        fake.closing = True
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
+    with serving(fake.app, lifespan="off") as url:
+        fake.base = url
+        try:
+            yield fake
+        finally:
+            fake.closing = True
