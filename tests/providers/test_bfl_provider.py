@@ -22,8 +22,8 @@ from retouch.providers.bfl import (
     allowed_polling_url,
     build_request,
     check_job,
-    dropped_params,
 )
+from retouch.providers.hosted import unused_quality
 from tests.images import decode, gradient, png, solid
 from tests.providers.fake_bfl import KEY, running_fake_bfl
 from tests.servers import running_retouch
@@ -122,8 +122,8 @@ def test_options_are_forwarded():
 
 
 def test_quality_is_dropped_and_listed():
-    assert dropped_params(job(quality="high")) == ["quality"]
-    assert dropped_params(job()) == []
+    assert unused_quality(job(quality="high")) == ["quality"]
+    assert unused_quality(job()) == []
 
 
 @pytest.mark.parametrize(("fields", "param"), [

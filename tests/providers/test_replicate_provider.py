@@ -24,9 +24,9 @@ from retouch.providers.replicate import (
     ReplicateOptions,
     build_request,
     check_job,
-    dropped_params,
     nearest_aspect_ratio,
 )
+from retouch.providers.hosted import unused_quality
 from tests.images import decode, gradient, png, solid
 from tests.providers.fake_replicate import TOKEN, running_fake_replicate
 from tests.servers import running_retouch
@@ -144,8 +144,8 @@ def test_size_maps_to_the_nearest_aspect_ratio(size, ratio):
 
 
 def test_quality_is_dropped_and_listed():
-    assert dropped_params(job(quality="high")) == ["quality"]
-    assert dropped_params(job(quality="auto")) == []
+    assert unused_quality(job(quality="high")) == ["quality"]
+    assert unused_quality(job(quality="auto")) == []
 
 
 @pytest.mark.parametrize(("fields", "schema", "param"), [

@@ -41,7 +41,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from retouch.errors import InvalidRequestError, UpstreamError, UpstreamTimeoutError
 from retouch.providers.base import EditJob, EditResult, OutputImage
-from retouch.providers.hosted import HostedEditModel, closest_ratio, sniff_content_type
+from retouch.providers.hosted import (
+    HostedEditModel,
+    closest_ratio,
+    refuse_two_shapes,
+    sniff_content_type,
+    unused_quality,
+)
 
 log = logging.getLogger("retouch.providers.bfl")
 
@@ -86,19 +92,13 @@ def check_job(job: EditJob, model_id: str) -> None:
         raise InvalidRequestError(
             f"{model_id} cannot make transparent backgrounds; send background=opaque or auto.",
             param="background")
-    if job.size and job.options is not None and job.options.aspect_ratio:
-        raise InvalidRequestError(
-            f"size={job.size[0]}x{job.size[1]} and aspect_ratio={job.options.aspect_ratio!r} "
-            "both set the shape; send one of them.", param="aspect_ratio")
+    refuse_two_shapes(job.size, getattr(job.options, "aspect_ratio", None))
     if len(job.images) > MAX_REFERENCE_IMAGES:
         raise InvalidRequestError(
             f"{model_id} takes at most {MAX_REFERENCE_IMAGES} images; {len(job.images)} were sent.",
             param="image", code="too_many_images")
 
 
-def dropped_params(job: EditJob) -> list[str]:
-    """Request fields BFL has no input for that change nothing important."""
-    return ["quality"] if job.quality not in (None, "auto") else []
 
 
 def nearest_aspect_ratio(width: int, height: int, choices: tuple[str, ...] = ASPECT_RATIOS) -> str:
@@ -206,7 +206,7 @@ class BflEditModel(HostedEditModel):
     async def edit(self, job: EditJob) -> EditResult:
         """Make ``job.n`` images with ``job.n`` jobs, one after another."""
         check_job(job, self.id)
-        dropped = dropped_params(job)
+        dropped = unused_quality(job)
         if dropped:
             log.info("model %s: BFL has no input for %s; dropped", self.id, ", ".join(dropped))
         images = []

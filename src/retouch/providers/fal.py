@@ -51,7 +51,13 @@ from retouch.engine.codecs import encode
 from retouch.errors import InvalidRequestError, RetouchError, UpstreamError, UpstreamTimeoutError
 from retouch.inputs import InputImage
 from retouch.providers.base import EditJob, EditResult, OutputImage
-from retouch.providers.hosted import HostedEditModel, closest_ratio, sniff_content_type
+from retouch.providers.hosted import (
+    HostedEditModel,
+    closest_ratio,
+    refuse_two_shapes,
+    sniff_content_type,
+    unused_quality,
+)
 from retouch.providers.registry import ConfigError
 
 log = logging.getLogger("retouch.providers.fal")
@@ -143,7 +149,7 @@ def build_arguments(job: EditJob, shape: ModelShape) -> tuple[dict[str, Any], li
     if job.seed is not None:
         arguments["seed"] = job.seed
     arguments.update(option_arguments(job.options))
-    dropped = ["quality"] if job.quality not in (None, "auto") else []
+    dropped = unused_quality(job)
     return arguments, dropped
 
 
@@ -157,10 +163,7 @@ def check_inputs(job: EditJob, shape: ModelShape) -> None:
         raise InvalidRequestError(
             f"size={job.size[0]}x{job.size[1]}: this model takes no output size (the result "
             "follows the first image). Leave size out.", param="size")
-    if job.size is not None and getattr(job.options, "aspect_ratio", None):
-        raise InvalidRequestError(
-            f"Both size and aspect_ratio={job.options.aspect_ratio!r} were sent; send one.",
-            param="aspect_ratio")
+    refuse_two_shapes(job.size, getattr(job.options, "aspect_ratio", None))
 
 
 def image_arguments(job: EditJob, shape: ModelShape) -> dict[str, Any]:

@@ -43,7 +43,13 @@ from retouch.engine.codecs import encode
 from retouch.errors import InvalidRequestError, RetouchError, UpstreamError
 from retouch.inputs import InputImage
 from retouch.providers.base import EditJob, EditResult, OutputImage
-from retouch.providers.hosted import HostedEditModel, closest_ratio, sniff_content_type
+from retouch.providers.hosted import (
+    HostedEditModel,
+    closest_ratio,
+    refuse_two_shapes,
+    sniff_content_type,
+    unused_quality,
+)
 
 log = logging.getLogger("retouch.providers.gemini")
 
@@ -96,10 +102,7 @@ def image_part(image: InputImage) -> dict[str, Any]:
 
 
 def build_image_config(size: tuple[int, int] | None, options: GeminiOptions) -> dict[str, str]:
-    if size and options.aspect_ratio:
-        raise InvalidRequestError(
-            f"size={size[0]}x{size[1]} and aspect_ratio={options.aspect_ratio!r} both set the "
-            "shape of the image; send one of them.", param="aspect_ratio")
+    refuse_two_shapes(size, options.aspect_ratio)
     config = {}
     ratio = options.aspect_ratio or (nearest_aspect_ratio(*size) if size else None)
     if ratio:
@@ -131,9 +134,6 @@ def check_job(job: EditJob) -> None:
             param="background")
 
 
-def dropped_params(job: EditJob) -> list[str]:
-    """Fields that only tune the look and that Gemini has no place for."""
-    return ["quality"] if job.quality not in (None, "auto") else []
 
 
 # -- translation: response → result ------------------------------------------------------
@@ -213,7 +213,7 @@ class GeminiEditModel(HostedEditModel):
 
     async def edit(self, job: EditJob) -> EditResult:
         check_job(job)
-        dropped = dropped_params(job)
+        dropped = unused_quality(job)
         if dropped:
             log.info("model %s: gemini has no place for %s; dropped", self.id, ", ".join(dropped))
         request = await anyio.to_thread.run_sync(build_request, job, self.upstream_model)

@@ -36,7 +36,7 @@ from retouch.errors import (
 )
 from retouch.fetch import FetchPolicy, UrlFetcher
 from retouch.inputs import sniff_format
-from retouch.providers.base import Availability, EditModel
+from retouch.providers.base import Availability, EditJob, EditModel
 
 log = logging.getLogger("retouch.providers")
 
@@ -179,6 +179,19 @@ class HostedEditModel(EditModel):
     def _result_hosts(self) -> set[str]:
         # The configured base (a proxy, a test server) may serve results too.
         return set(self.result_hosts) | {(httpx.URL(self.api_base).host or "").lower()} - {""}
+
+
+def refuse_two_shapes(size: tuple[int, int] | None, aspect_ratio: str | None) -> None:
+    """``size`` and an ``aspect_ratio`` option both set the output's shape: a 400."""
+    if size and aspect_ratio:
+        raise InvalidRequestError(
+            f"size={size[0]}x{size[1]} and aspect_ratio={aspect_ratio!r} both set the shape of "
+            "the image; send one of them.", param="aspect_ratio")
+
+
+def unused_quality(job: EditJob) -> list[str]:
+    """``quality`` (unless auto), for providers that have no such knob: dropped, cosmetic."""
+    return ["quality"] if job.quality not in (None, "auto") else []
 
 
 def closest_ratio(width: int, height: int, choices: tuple[str, ...]) -> str:

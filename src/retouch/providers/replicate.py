@@ -55,7 +55,13 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from retouch.errors import InvalidRequestError, RetouchError, UpstreamError, UpstreamTimeoutError
 from retouch.providers.base import EditJob, EditResult, OutputImage
-from retouch.providers.hosted import HostedEditModel, closest_ratio, sniff_content_type
+from retouch.providers.hosted import (
+    HostedEditModel,
+    closest_ratio,
+    refuse_two_shapes,
+    sniff_content_type,
+    unused_quality,
+)
 
 log = logging.getLogger("retouch.providers.replicate")
 
@@ -133,19 +139,13 @@ def check_job(job: EditJob, schema: InputSchema, model_id: str) -> None:
         raise InvalidRequestError(
             f"{model_id} takes no size or aspect ratio; leave size out (it follows the input image).",
             param="size")
-    if job.size and job.options is not None and job.options.aspect_ratio:
-        raise InvalidRequestError(
-            f"size={job.size[0]}x{job.size[1]} and aspect_ratio={job.options.aspect_ratio!r} "
-            "both set the shape; send one of them.", param="aspect_ratio")
+    refuse_two_shapes(job.size, getattr(job.options, "aspect_ratio", None))
     if len(job.images) > 1 and not schema.image_list:
         raise InvalidRequestError(
             f"{model_id} takes one image in {schema.image_field!r}; {len(job.images)} were sent.",
             param="image", code="too_many_images")
 
 
-def dropped_params(job: EditJob) -> list[str]:
-    """Request fields Replicate has no input for that change nothing important."""
-    return ["quality"] if job.quality not in (None, "auto") else []
 
 
 def nearest_aspect_ratio(width: int, height: int, choices: tuple[str, ...] = ASPECT_RATIOS) -> str:
@@ -256,7 +256,7 @@ class ReplicateEditModel(HostedEditModel):
     async def edit(self, job: EditJob) -> EditResult:
         """Make ``job.n`` images: one prediction with ``n_field``, else ``n`` in sequence."""
         check_job(job, self.schema, self.id)
-        dropped = dropped_params(job)
+        dropped = unused_quality(job)
         if dropped:
             log.info("model %s: Replicate has no input for %s; dropped", self.id, ", ".join(dropped))
         calls = [job] if self.schema.n_field else [
