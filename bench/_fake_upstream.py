@@ -21,14 +21,15 @@ import asyncio
 import base64
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import httpx
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _server import free_port, terminate, wait_healthy  # noqa: E402
 
 HOST = "127.0.0.1"
 _ROUTES = (b"/images/edits", b"/images/generations")
@@ -107,9 +108,6 @@ class FakeUpstream:
         return self.url + "/v1"
 
     def start(self) -> FakeUpstream:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from _server import free_port
-
         self.port = free_port()
         self.url = f"http://{HOST}:{self.port}"
         self._log = tempfile.TemporaryFile()
@@ -127,28 +125,12 @@ class FakeUpstream:
         return self
 
     def _wait_healthy(self) -> None:
-        deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"fake upstream exited with {self.proc.returncode}:\n{self.log_tail()}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError(f"fake upstream did not answer within {self.start_timeout:.0f} s:\n"
-                           f"{self.log_tail()}")
+        wait_healthy(self.proc, self.url, self.start_timeout, "fake upstream", self.log_tail)
 
     def stop(self) -> None:
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+            terminate(proc, self.stop_timeout)
         if self._log is not None:
             self._log.close()
             self._log = None

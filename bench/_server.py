@@ -81,31 +81,14 @@ class RetouchServer:
         return self
 
     def _wait_healthy(self) -> None:
-        deadline = time.monotonic() + self.start_timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"retouch serve exited with {self.proc.returncode}:\n"
-                                   f"{self.log_tail()}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1.0).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError(f"retouch serve did not answer /healthz within "
-                           f"{self.start_timeout:.0f} s:\n{self.log_tail()}")
+        wait_healthy(self.proc, self.url, self.start_timeout, "retouch serve", self.log_tail)
 
     def stop(self) -> None:
         """SIGTERM (uvicorn shuts down gracefully), SIGKILL if it lingers; clean up."""
         proc, self.proc = self.proc, None
         if proc is not None and proc.poll() is None:
             children = _children(proc.pid)
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+            terminate(proc, self.stop_timeout)
             for child in children:  # only this server's own children, by pid
                 try:
                     child.kill()
@@ -160,3 +143,29 @@ def process_tree_rss(proc: psutil.Process) -> int:
         except psutil.Error:
             pass
     return total
+
+
+def wait_healthy(proc: subprocess.Popen, url: str, timeout: float, name: str, log_tail) -> None:
+    """Wait until ``url``/healthz answers 200; raise with the server's log if it exits or
+    stays silent for ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{name} exited with {proc.returncode}:\n{log_tail()}")
+        try:
+            if httpx.get(url + "/healthz", timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"{name} did not answer /healthz within {timeout:.0f} s:\n{log_tail()}")
+
+
+def terminate(proc: subprocess.Popen, timeout: float) -> None:
+    """SIGTERM (uvicorn shuts down gracefully), SIGKILL if it lingers past ``timeout``."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(5)
