@@ -7,8 +7,9 @@ import functools
 import http.server
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -24,10 +25,14 @@ def _bound_socket() -> socket.socket:
 
 
 @contextlib.contextmanager
-def serving(app, **config_options) -> Iterator[str]:
+def serving(app=None, *, app_for_url: Callable[[str], Any] | None = None,
+            **config_options) -> Iterator[str]:
     """Any ASGI app under a real uvicorn server in a thread, on a free port of 127.0.0.1;
-    yields its base URL and stops it on exit. ``config_options`` go to uvicorn.Config."""
+    yields its base URL and stops it on exit. ``app_for_url`` instead makes the app from
+    that base URL. ``config_options`` go to uvicorn.Config."""
     sock = _bound_socket()
+    if app_for_url is not None:
+        app = app_for_url(f"http://127.0.0.1:{sock.getsockname()[1]}")
     config = uvicorn.Config(app, **{"log_level": "warning", "lifespan": "on", **config_options})
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
@@ -45,9 +50,16 @@ def serving(app, **config_options) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def running_retouch(settings: Settings) -> Iterator[str]:
-    """A real uvicorn server running retouch in a thread; yields its base URL."""
-    with serving(create_app(settings)) as url:
+def running_retouch(settings: Settings, *, lends_links: bool = False) -> Iterator[str]:
+    """A real uvicorn server running retouch in a thread; yields its base URL. With
+    ``lends_links`` its own URL is its public URL and input images go to providers as
+    signed links to it."""
+    def app_for_url(url: str):
+        if not lends_links:
+            return create_app(settings)
+        return create_app(settings.model_copy(update={"public_url": url, "input_links": "always"}))
+
+    with serving(app_for_url=app_for_url) as url:
         yield url
 
 

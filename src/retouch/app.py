@@ -16,6 +16,7 @@ from retouch.memory import TrimMemoryWhenIdle
 from retouch.providers.registry import ModelRegistry
 from retouch.service import EditService
 from retouch.storage import LocalStorage
+from retouch.storage.signing import UrlSigner, load_secret
 
 
 def build_service(settings: Settings) -> EditService:
@@ -29,7 +30,8 @@ def build_service(settings: Settings) -> EditService:
         allow_private=settings.allow_private_urls,
         allowed_hosts=settings.allowed_host_set,
     ))
-    return EditService(settings, registry, storage, fetcher)
+    signer = UrlSigner(load_secret(settings.signing_key, settings.data_dir))
+    return EditService(settings, registry, storage, fetcher, signer)
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ipaddress
 from pathlib import Path
+from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -22,6 +24,11 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("var")
     public_url: str = ""
+    # Input images lent to providers as signed links below public_url: "auto" when
+    # public_url is reachable from the internet (not localhost or a private address).
+    input_links: Literal["auto", "always", "never"] = "auto"
+    input_link_ttl: float = Field(default=900.0, gt=0)
+    signing_key: str = Field(default="", repr=False)  # shared by replicas; default: data_dir/signing.key
     api_keys: str = Field(default="", repr=False)
     models_file: Path | None = None
     default_model: str = "retouch/basic"
@@ -52,6 +59,13 @@ class Settings(BaseSettings):
     def files_dir(self) -> Path:
         return self.data_dir / "files"
 
+    @property
+    def lends_input_links(self) -> bool:
+        """Whether input images may go to providers as signed links to our storage."""
+        if self.input_links == "never" or not self.public_url:
+            return False
+        return self.input_links == "always" or is_internet_url(self.public_url)
+
 
 def _split(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
@@ -65,6 +79,18 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+def is_internet_url(url: str) -> bool:
+    """Whether a provider on the internet could plausibly reach ``url``: not localhost, not
+    a private, loopback or link-local address, not a single-label or .local/.internal name."""
+    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+    try:
+        return ipaddress.ip_address(host).is_global
+    except ValueError:
+        pass
+    private_suffixes = (".localhost", ".local", ".internal", ".lan", ".home.arpa")
+    return "." in host and host != "localhost" and not host.endswith(private_suffixes)
 
 
 def check_serve_safety(settings: Settings, host: str, insecure_no_auth: bool) -> str | None:

@@ -25,7 +25,9 @@ from retouch.inputs import InputImage, InputLimits, load_input, load_inputs
 from retouch.protocol import EditRequest, ImageData, ImageParams, ImagesResponse, Usage
 from retouch.providers.base import EditJob, EditModel, EditResult, OutputImage
 from retouch.providers.registry import ModelRegistry
+from retouch.providers.transport import InputLinks
 from retouch.storage import Storage
+from retouch.storage.signing import UrlSigner
 
 log = logging.getLogger("retouch.service")
 
@@ -53,11 +55,12 @@ class EditService:
     """The orchestration of DESIGN.md's data flow, shared by the HTTP API and the CLI."""
 
     def __init__(self, settings: Settings, registry: ModelRegistry, storage: Storage,
-                 fetcher: UrlFetcher) -> None:
+                 fetcher: UrlFetcher, signer: UrlSigner) -> None:
         self.settings = settings
         self.registry = registry
         self.storage = storage
         self.fetcher = fetcher
+        self.signer = signer
         self.limits = InputLimits(
             max_images=settings.max_images,
             max_pixels=settings.max_pixels,
@@ -75,7 +78,12 @@ class EditService:
         images = await load_inputs(request.images, fetcher=self.fetcher, limits=self.limits)
         mask = await self._load_mask(request, images)
         job = self._job(params, images, mask, options)
-        result = await model.edit(job)
+        job.links = self._input_links()
+        try:
+            result = await model.edit(job)
+        finally:
+            if job.links is not None:
+                await job.links.close()
         return await self.serve(model, result, params, base_url)
 
     async def generate(self, params: ImageParams, base_url: str) -> Served:
@@ -112,6 +120,12 @@ class EditService:
                 code="invalid_mask",
             )
         return mask
+
+    def _input_links(self) -> InputLinks | None:
+        if not self.settings.lends_input_links:
+            return None
+        return InputLinks(self.storage, self.signer, self.settings.public_url,
+                          self.settings.input_link_ttl)
 
     def _job(self, params: ImageParams, images, mask, options) -> EditJob:
         return EditJob(

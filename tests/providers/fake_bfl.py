@@ -1,12 +1,17 @@
 """A fake Black Forest Labs API on 127.0.0.1: submit, poll ``get_result``, fetch the sample.
 
-Tests set ``fake.script`` to choose what happens next and read ``fake.submissions``,
-``fake.polls`` and ``fake.fetches`` to see what retouch did.
+``input_image`` and ``input_image_2`` … ``_4`` may be bare base64, a data URL or an
+http(s) URL, as BFL takes them; each is read at submission into ``Submission.images``
+(one that cannot be read is a 422). Tests set ``fake.script`` to choose what happens
+next and read ``fake.submissions``, ``fake.polls`` and ``fake.fetches`` to see what
+retouch did.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
+import binascii
 import contextlib
 import threading
 import time
@@ -18,9 +23,11 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from tests.images import gradient, png
+from tests.providers.fake_inputs import ImageRefError, image_bytes, is_image_ref
 from tests.servers import serving
 
 KEY = "bfl_fake_key_0123456789abcdef"
+INPUT_IMAGES = ("input_image", "input_image_2", "input_image_3", "input_image_4")
 
 
 @dataclass
@@ -33,6 +40,8 @@ class Script:
     details: dict[str, Any] | None = None
     submit_status: int = 200
     submit_headers: dict[str, str] = field(default_factory=dict)
+    submit_failures: int | None = None  # how many submissions get submit_status (None: all)
+    key: str = KEY  # the only key the fake accepts
     submit_delay: float = 0.0
     poll_status: int = 200
     polling_base: str | None = ""  # where polling_url points ("" this server, None: left out)
@@ -45,6 +54,7 @@ class Submission:
     model: str
     body: dict[str, Any]
     headers: dict[str, str]
+    images: list[bytes] = field(default_factory=list)  # input_image, input_image_2, …, read
 
 
 class FakeBfl:
@@ -66,14 +76,20 @@ class FakeBfl:
 
         @app.post("/v1/{model}")
         async def submit(model: str, request: Request) -> Response:
-            if request.headers.get("x-key") != KEY:
+            if request.headers.get("x-key") != self.script.key:
                 return JSONResponse({"detail": "Invalid API key"}, status_code=403)
             body = await request.json()
-            self.submissions.append(Submission(model, body, dict(request.headers)))
+            submission = Submission(model, body, dict(request.headers))
+            self.submissions.append(submission)
             await self._pause(self.script.submit_delay)
-            if self.script.submit_status != 200:
+            failures = self.script.submit_failures
+            if self.script.submit_status != 200 and (failures is None or len(self.submissions) <= failures):
                 return JSONResponse({"detail": "upstream trouble"}, status_code=self.script.submit_status,
                                     headers=self.script.submit_headers)
+            try:
+                submission.images = [await _input_image(body[name]) for name in INPUT_IMAGES if name in body]
+            except ImageRefError as exc:
+                return JSONResponse({"detail": f"input_image: {exc}"}, status_code=422)
             jid = f"job{len(self._jobs) + 1}"
             self._jobs[jid] = {"remaining": self.script.polls_until_done,
                                "image": self.script.images[len(self._jobs) % len(self.script.images)]}
@@ -85,7 +101,7 @@ class FakeBfl:
         @app.get("/v1/get_result")
         async def get_result(id: str, request: Request) -> Response:  # noqa: A002 - BFL's name
             self.polls.append(dict(request.headers))
-            if request.headers.get("x-key") != KEY:
+            if request.headers.get("x-key") != self.script.key:
                 return JSONResponse({"detail": "Invalid API key"}, status_code=403)
             if self.script.poll_status != 200:
                 return JSONResponse({"detail": "boom"}, status_code=self.script.poll_status)
@@ -117,6 +133,16 @@ class FakeBfl:
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and not self.stopping.is_set():
             await asyncio.sleep(0.01)
+
+
+async def _input_image(value: Any) -> bytes:
+    """A URL is fetched, anything else read as bare base64."""
+    if is_image_ref(value):
+        return await image_bytes(value)
+    try:
+        return base64.b64decode(str(value), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ImageRefError("neither a URL nor valid base64") from exc
 
 
 @contextlib.contextmanager

@@ -8,15 +8,20 @@ Routes, as on queue.fal.run::
     PUT  /{model}/requests/{id}/cancel     202 {status: CANCELLATION_REQUESTED}
     GET  /files/{name}                     result images, as on fal.media (``result.png`` only)
 
-Tests set the knobs on ``FakeFal`` before the call and read the records after.
+Input images (every ``*_url`` and ``*_urls`` field) are fetched at submission, data URLs
+and http(s) URLs alike, into ``Submission.inputs``; one that cannot be read is a 422.
+Tests set the knobs on ``FakeFal`` before the call and read the records after;
+``reset()`` puts both back.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import time
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 from starlette.applications import Starlette
@@ -25,6 +30,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.images import gradient, png
+from tests.providers.fake_inputs import ImageRefError, image_bytes, is_image_ref
 from tests.servers import serving
 
 RESULT = gradient(40, 30)
@@ -35,6 +41,11 @@ class Submission:
     model: str
     headers: dict[str, str]
     body: dict[str, Any]
+    inputs: dict[str, list[bytes]] = field(default_factory=dict)  # fetched image fields
+
+    @property
+    def images(self) -> list[bytes]:
+        return self.inputs.get("image_url", []) + self.inputs.get("image_urls", [])
 
 
 @dataclass
@@ -43,6 +54,8 @@ class FakeFal:
     states: list[str] = field(default_factory=lambda: ["IN_QUEUE", "IN_PROGRESS", "COMPLETED"])
     result_png: bytes = field(default_factory=lambda: png(RESULT))
     submit_error: tuple[int, dict, dict] | None = None  # (status, body, headers)
+    submit_failures: int | None = None  # how many submissions get submit_error (None: all)
+    submit_delay: float = 0.0  # seconds before answering a submission
     status_failures: int = 0  # the first N status checks answer 503
     final_status: dict | None = None  # replaces the COMPLETED status body
     result_error: tuple[int, dict] | None = None  # the response URL answers this instead
@@ -61,12 +74,25 @@ class FakeFal:
 
     # -- routes -------------------------------------------------------------------------
 
+    def reset(self) -> None:
+        """Every knob and record back to its default; the base URL stays."""
+        for spec in fields(self):
+            if spec.name != "base_url":
+                default = spec.default if spec.default_factory is MISSING else spec.default_factory()
+                setattr(self, spec.name, default)
+
     async def submit(self, request: Request) -> Response:
         model = request.path_params["model"]
-        self.submissions.append(Submission(model, dict(request.headers), await request.json()))
-        if self.submit_error is not None:
+        submission = Submission(model, dict(request.headers), await request.json())
+        self.submissions.append(submission)
+        await _pause(self.submit_delay)
+        if self.submit_error is not None and (
+                self.submit_failures is None or len(self.submissions) <= self.submit_failures):
             status, body, headers = self.submit_error
             return JSONResponse(body, status_code=status, headers=headers)
+        unreadable = await _fetch_inputs(submission)
+        if unreadable is not None:
+            return unreadable
         request_id = str(uuid.uuid4())
         self.accepted.append(request_id)
         # Like fal: the queue URLs name the app (owner/alias), not the endpoint path.
@@ -122,6 +148,26 @@ class FakeFal:
             Route("/{model:path}/requests/{request_id}", self.result, methods=["GET"]),
             Route("/{model:path}", self.submit, methods=["POST"]),
         ])
+
+
+async def _fetch_inputs(submission: Submission) -> Response | None:
+    """Read every image the input names by URL, as fal's runners do; 422 if one fails."""
+    for name, value in submission.body.items():
+        refs = value if isinstance(value, list) else [value]
+        if not name.endswith(("_url", "_urls")) or not all(is_image_ref(ref) for ref in refs):
+            continue
+        try:
+            submission.inputs[name] = [await image_bytes(ref) for ref in refs]
+        except ImageRefError as exc:
+            return JSONResponse({"detail": [{"loc": ["body", name], "msg": str(exc),
+                                             "type": "file_download_error"}]}, status_code=422)
+    return None
+
+
+async def _pause(seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        await asyncio.sleep(0.01)
 
 
 @contextlib.contextmanager

@@ -44,20 +44,27 @@ class Received:
 
 
 class FakeGemini:
-    """``replies`` are used in order, then the default answer. ``gate``, when set, holds
-    each request until that many have been in flight at once (or a second passes),
-    which proves that calls overlap without timing anything."""
+    """``replies`` are used in order, then ``default`` (unless set, the answer with the
+    fake's image). ``gate``, when set, holds each request until that many have been in
+    flight at once (or a second passes), which proves that calls overlap without timing
+    anything."""
 
     def __init__(self, image: bytes, text: str = "Here is your image, at dusk.") -> None:
         self.image = image
         self.text = text
-        self.replies: list[Reply] = []
-        self.received: list[Received] = []
-        self.gate = 0
-        self.in_flight = self.most_in_flight = 0
+        self.in_flight = 0
         self.closing = False
         self.base = ""
         self.app = Starlette(routes=[Route("/{path:path}", self.handle, methods=["POST"])])
+        self.reset()
+
+    def reset(self) -> None:
+        """Knobs and records back to their defaults; the image and text stay."""
+        self.replies: list[Reply] = []
+        self.default = Reply()
+        self.received: list[Received] = []
+        self.gate = 0
+        self.most_in_flight = 0
 
     def answer(self) -> dict[str, Any]:
         return {
@@ -78,7 +85,7 @@ class FakeGemini:
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
             self.received.append(Received(request.url.path, dict(request.headers), await request.json()))
-            reply = self.replies.pop(0) if self.replies else Reply()
+            reply = self.replies.pop(0) if self.replies else self.default
             await self.wait(reply.delay, until=lambda: self.most_in_flight >= self.gate)
             body = self.answer() if reply.body is None else reply.body
             return JSONResponse(body, status_code=reply.status, headers=reply.headers)

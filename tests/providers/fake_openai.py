@@ -10,8 +10,11 @@ It speaks one of two dialects, strictly, as a real upstream would:
 Another auth form or body type is a 400, and so is ``response_format`` sent to a GPT
 image model; a wrong key a 401 whose message echoes the key
 it got (as OpenAI's partly does), so tests can check retouch never passes it on. What
-the fake answers is ``fake.reply``, an async function of the ``Received`` request;
-``fake.files`` are served at ``/files/<name>`` for URL results.
+the fake answers is ``fake.replies`` in order, then ``fake.reply``: async functions of
+the ``Received`` request, each answered after ``fake.delay`` seconds;
+``fake.files`` are served at ``/files/<name>`` for URL results. The images of an edit
+are in ``Received.images``: the multipart parts, or the JSON dialect's ``image_urls``
+fetched as the upstream would (data URLs and http(s) URLs).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import asyncio
 import base64
 import contextlib
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,6 +35,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from tests.images import png, solid
+from tests.providers.fake_inputs import ImageRefError, image_bytes
 from tests.servers import serving
 
 
@@ -52,6 +57,7 @@ class Received:
     json: Any = None
     fields: list[tuple[str, str]] = field(default_factory=list)
     files: list[Part] = field(default_factory=list)
+    images: list[bytes] = field(default_factory=list)  # the input images, in order
 
     def value(self, name: str) -> str | None:
         return next((value for key, value in self.fields if key == name), None)
@@ -79,6 +85,14 @@ def images_reply(*images: bytes, revised_prompt: str = "", usage: dict | None = 
     return reply
 
 
+def n_images_reply(image: bytes, *, siraya: bool = False) -> Reply:
+    """``image`` as many times as the request's ``n`` asks for."""
+    async def reply(received: Received) -> Response:
+        body = received.json if received.json is not None else dict(received.fields)
+        return await images_reply(*[image] * int(body.get("n", 1)), siraya=siraya)(received)
+    return reply
+
+
 def url_reply(*urls: str) -> Reply:
     async def reply(received: Received) -> Response:
         return JSONResponse({"created": 1760177063,
@@ -103,12 +117,18 @@ class FakeOpenAI:
         self.key = key
         self.auth = auth
         self.edits = edits
-        self.received: list[Received] = []
-        self.reply: Reply = images_reply(GRAY_PNG)
-        self.files: dict[str, bytes] = {}
-        self.file_requests: list[str] = []
         self.closing = threading.Event()
         self.url = ""
+        self.reset()
+
+    def reset(self) -> None:
+        """Knobs and records back to their defaults; the key and dialect stay."""
+        self.received: list[Received] = []
+        self.replies: list[Reply] = []
+        self.reply: Reply = images_reply(GRAY_PNG)
+        self.delay = 0.0
+        self.files: dict[str, bytes] = {}
+        self.file_requests: list[str] = []
 
     @property
     def submissions(self) -> int:
@@ -131,9 +151,19 @@ class FakeOpenAI:
     async def _images(self, request: Request) -> Response:
         received = await self._record(request)
         problem = self._protocol_problem(received)
+        if problem is None:
+            problem = await self._fetch_images(received)
         if problem is not None:
             return problem
-        return await self.reply(received)
+        reply = self.replies.pop(0) if self.replies else self.reply  # chosen as it arrives
+        await self._pause(self.delay)
+        return await reply(received)
+
+    async def _pause(self, seconds: float) -> None:
+        """Sleep, cut short when the server stops."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not self.closing.is_set():
+            await asyncio.sleep(0.01)
 
     async def _record(self, request: Request) -> Received:
         received = Received(request.method, request.url.path, dict(request.headers))
@@ -144,6 +174,8 @@ class FakeOpenAI:
                     if isinstance(value, UploadFile):
                         received.files.append(
                             Part(name, value.filename, value.content_type, await value.read()))
+                        if name in ("image", "image[]"):
+                            received.images.append(received.files[-1].data)
                     else:
                         received.fields.append((name, value))
         elif content_type.startswith("application/json"):
@@ -169,6 +201,15 @@ class FakeOpenAI:
         body = received.json if received.json is not None else dict(received.fields)
         if str(body.get("model", "")).startswith("gpt-image") and "response_format" in body:
             return _error(400, "Unknown parameter: 'response_format'.")  # as OpenAI answers
+        return None
+
+    async def _fetch_images(self, received: Received) -> Response | None:
+        """The JSON dialect names its images by URL: fetch them, as the upstream would."""
+        refs = received.json.get("image_urls") if isinstance(received.json, dict) else None
+        try:
+            received.images.extend([await image_bytes(ref) for ref in refs or []])
+        except ImageRefError as exc:
+            return _error(400, f"Invalid image_urls: {exc}")
         return None
 
     async def _file(self, request: Request) -> Response:

@@ -45,24 +45,30 @@ class Received:
 
 
 class FakeStability:
-    """``replies`` are used in order, then the default answer (the fake's image, with
-    the seed it was sent)."""
+    """``replies`` are used in order, then ``default`` (unless set, the answer with the
+    fake's image and the seed it was sent)."""
 
     def __init__(self, image: bytes) -> None:
         self.image = image
-        self.replies: list[Reply] = []
-        self.received: list[Received] = []
-        self.in_flight = self.most_in_flight = 0
+        self.in_flight = 0
         self.closing = False
         self.base = ""
         self.app = Starlette(routes=[Route("/{path:path}", self.handle, methods=["POST"])])
+        self.reset()
+
+    def reset(self) -> None:
+        """Knobs and records back to their defaults; the image stays."""
+        self.replies: list[Reply] = []
+        self.default = Reply()
+        self.received: list[Received] = []
+        self.most_in_flight = 0
 
     async def handle(self, request: Request) -> JSONResponse:
         self.in_flight += 1
         self.most_in_flight = max(self.most_in_flight, self.in_flight)
         try:
             received = await self.record(request)
-            reply = self.replies.pop(0) if self.replies else Reply()
+            reply = self.replies.pop(0) if self.replies else self.default
             await self.wait(reply.delay)
             body = reply.body
             if body is None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import io
-import logging
 
 import httpx
 import numpy as np
@@ -13,7 +12,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from retouch.errors import ContentPolicyError, InvalidRequestError, UpstreamError
+from retouch.errors import InvalidRequestError, UpstreamError
 from retouch.inputs import InputImage, Slot
 from retouch.providers.base import EditJob
 from retouch.providers.registry import ConfigError
@@ -246,15 +245,6 @@ async def test_rejection_carries_stabilitys_message(fake):
 
 
 @pytest.mark.anyio
-async def test_moderation_403_is_a_content_block_not_a_key_problem(fake):
-    message = "Your request was flagged by our content moderation system."
-    fake.replies = [Reply(status=403, body={"name": "content_moderation", "errors": [message]})]
-    with pytest.raises(ContentPolicyError) as caught:
-        await edit(stability(fake), job())
-    assert message in caught.value.message
-
-
-@pytest.mark.anyio
 async def test_answer_without_an_image_is_502(fake):
     fake.replies = [Reply(body={"finish_reason": "SUCCESS", "seed": 1})]
     with pytest.raises(UpstreamError):
@@ -311,32 +301,6 @@ def test_mask_to_an_operation_without_masks_is_400(fake, retouch_url):
     assert fake.received == []
 
 
-def test_rate_limit_is_429_with_retry_after(fake, retouch_url):
-    fake.replies = [Reply(status=429, headers={"retry-after": "11"},
-                          body={"name": "rate_limit_exceeded", "errors": ["You have exceeded the rate limit"]})]
-    response = post_edit(retouch_url)
-    assert response.status_code == 429 and response.headers["retry-after"] == "11"
-    assert "You have exceeded the rate limit" in response.json()["error"]["message"]
-
-
-def test_server_error_is_502_carrying_the_message_and_not_retried(fake, retouch_url):
-    fake.replies = [Reply(status=500, body={"name": "internal_error", "errors": ["An unexpected server error occurred"]})]
-    response = post_edit(retouch_url)
-    assert response.status_code == 502
-    assert "An unexpected server error occurred" in response.json()["error"]["message"]
-    assert len(fake.received) == 1
-
-
-def test_rejected_key_is_502_naming_the_variable_never_the_key(fake, retouch_url, caplog):
-    caplog.set_level(logging.DEBUG)
-    fake.replies = [Reply(status=401, body={"name": "unauthorized", "errors": [f"invalid key {KEY}"]})]
-    response = post_edit(retouch_url)
-    assert response.status_code == 502
-    assert response.json()["error"]["code"] == "upstream_auth_failed"
-    assert "STABILITY_API_KEY" in response.json()["error"]["message"]
-    assert KEY not in response.text and KEY not in caplog.text
-
-
 def test_filtered_result_is_400_content_policy_violation(fake, retouch_url):
     fake.replies = [Reply(body={"image": base64.b64encode(png(solid((0, 0, 0)))).decode(),
                                 "finish_reason": "CONTENT_FILTERED", "seed": 1})]
@@ -345,8 +309,3 @@ def test_filtered_result_is_400_content_policy_violation(fake, retouch_url):
     assert response.json()["error"]["code"] == "content_policy_violation"
 
 
-def test_answer_slower_than_the_timeout_is_504(fake, retouch_url):
-    fake.replies = [Reply(delay=2.0)]
-    response = post_edit(retouch_url)
-    assert response.status_code == 504 and response.json()["error"]["code"] == "timeout"
-    assert len(fake.received) == 1

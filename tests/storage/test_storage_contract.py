@@ -58,3 +58,20 @@ def test_files_route_refuses_traversal(client):
         response = client.get(path)
         assert response.status_code == 404
         assert response.json()["error"]["code"] in ("file_not_found", "not_found")
+
+
+@pytest.mark.anyio
+async def test_areas_are_kept_apart(storage):
+    lent = await storage.put(b"input", "image/png", area="inputs")
+    output = await storage.put(b"output", "image/png")
+    assert await storage.get(lent.name) is None and await storage.get(output.name, area="inputs") is None
+    assert await storage.get(lent.name, area="inputs") == b"input"
+    assert await storage.delete(lent.name) is False
+    assert await storage.delete(lent.name, area="inputs") is True
+    assert storage.url_path(lent.name, area="inputs") == f"/files/inputs/{lent.name}"
+
+
+@pytest.mark.anyio
+async def test_unknown_area_is_refused(storage):
+    with pytest.raises(ValueError):
+        await storage.put(b"x", "image/png", area="../elsewhere")

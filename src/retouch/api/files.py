@@ -1,4 +1,4 @@
-"""Stored outputs, served by their unguessable names."""
+"""Stored files: outputs by their unguessable names, lent inputs only by signed link."""
 
 from fastapi import APIRouter, Depends
 from fastapi.responses import Response
@@ -6,11 +6,14 @@ from fastapi.responses import Response
 from retouch.api.deps import get_service
 from retouch.errors import RetouchError
 from retouch.service import EditService
+from retouch.storage.base import INPUTS
 
 router = APIRouter()
 _TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 # Names never change content, so caches may keep them for good.
 _CACHE = "public, max-age=31536000, immutable"
+# A lent input is for one provider, for minutes: nobody should keep a copy.
+_NO_STORE = "private, no-store"
 
 
 class FileNotFound(RetouchError):
@@ -19,10 +22,32 @@ class FileNotFound(RetouchError):
     code = "file_not_found"
 
 
+class LinkRefused(RetouchError):
+    status = 403
+    type = "invalid_request_error"
+    code = "invalid_signature"
+
+
 @router.get("/files/{name}", tags=["files"])
 async def get_file(name: str, service: EditService = Depends(get_service)) -> Response:
     data = await service.storage.get(name)
     if data is None:
         raise FileNotFound(f"No file named {name!r}; it may have expired.", param="name")
-    content_type = _TYPES[name.rsplit(".", 1)[1]]
-    return Response(data, media_type=content_type, headers={"cache-control": _CACHE})
+    return Response(data, media_type=_type_of(name), headers={"cache-control": _CACHE})
+
+
+@router.get("/files/inputs/{name}", tags=["files"], include_in_schema=False)
+async def get_lent_input(name: str, expires: str | None = None, signature: str | None = None,
+                         service: EditService = Depends(get_service)) -> Response:
+    """An input image lent to a provider for one job, through the link we signed for it."""
+    if not service.signer.verify(service.storage.url_path(name, area=INPUTS), expires, signature):
+        raise LinkRefused("This link is not valid: its signature does not match or it has "
+                          "expired.", param="signature")
+    data = await service.storage.get(name, area=INPUTS)
+    if data is None:
+        raise FileNotFound(f"No file named {name!r}; the job it was lent for has ended.", param="name")
+    return Response(data, media_type=_type_of(name), headers={"cache-control": _NO_STORE})
+
+
+def _type_of(name: str) -> str:
+    return _TYPES[name.rsplit(".", 1)[1]]

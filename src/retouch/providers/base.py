@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -21,6 +21,9 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from retouch.errors import InvalidRequestError
 from retouch.inputs import InputImage
 from retouch.protocol import ModelCapabilities
+
+if TYPE_CHECKING:
+    from retouch.providers.transport import InputLinks
 
 
 class NoOptions(BaseModel):
@@ -46,6 +49,8 @@ class EditJob:
     input_fidelity: str | None = None
     user: str | None = None
     options: Any = None
+    # Set when images may be lent to providers as signed links to our storage.
+    links: InputLinks | None = None
 
 
 @dataclass

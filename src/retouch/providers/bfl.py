@@ -3,7 +3,7 @@
 Protocol (https://docs.bfl.ai)::
 
     POST {api_base}/{model}                  x-key: <BFL_API_KEY>     # e.g. /flux-kontext-pro
-         {"prompt", "input_image": <base64, no data: prefix>, "input_image_2".."input_image_4",
+         {"prompt", "input_image": <base64 (no data: prefix) or a URL>, "input_image_2".."_4",
           "aspect_ratio": "16:9", "seed", "output_format": "png"|"jpeg",
           "safety_tolerance", "prompt_upsampling"}
     200  {"id", "polling_url"}
@@ -28,7 +28,6 @@ models.yaml::
 
 from __future__ import annotations
 
-import base64
 import logging
 import re
 from dataclasses import dataclass, replace
@@ -48,6 +47,7 @@ from retouch.providers.hosted import (
     sniff_content_type,
     unused_quality,
 )
+from retouch.providers.transport import Payload, bare_base64, portable
 
 log = logging.getLogger("retouch.providers.bfl")
 
@@ -105,16 +105,19 @@ def nearest_aspect_ratio(width: int, height: int, choices: tuple[str, ...] = ASP
     """The listed ratio closest to width:height."""
     return closest_ratio(width, height, choices)
 
-def image_fields(images) -> dict[str, str]:
-    """``input_image``, ``input_image_2``, … as bare base64, in the order given."""
+def image_fields(references: list[str]) -> dict[str, str]:
+    """``input_image``, ``input_image_2``, … (bare base64 or URLs), in the order given."""
     names = ["input_image"] + [f"input_image_{i}" for i in range(2, MAX_REFERENCE_IMAGES + 1)]
-    return {name: base64.b64encode(image.read_bytes()).decode("ascii")
-            for name, image in zip(names, images)}
+    return dict(zip(names, references))
 
 
-def build_request(job: EditJob, *, model: str) -> tuple[str, str, dict[str, Any]]:
-    """``(method, path, httpx kwargs)`` submitting one job; the key is added by the caller."""
-    body: dict[str, Any] = {"prompt": job.prompt, **image_fields(job.images)}
+def build_request(job: EditJob, *, model: str,
+                  references: list[str] | None = None) -> tuple[str, str, dict[str, Any]]:
+    """``(method, path, httpx kwargs)`` submitting one job; the key is added by the caller.
+    ``references`` are the images as sent (URLs); without them, bare base64 of each."""
+    if references is None:
+        references = [bare_base64(portable(image)) for image in job.images]
+    body: dict[str, Any] = {"prompt": job.prompt, **image_fields(references)}
     if job.size:
         body["aspect_ratio"] = nearest_aspect_ratio(*job.size)
     if job.seed is not None:
@@ -194,6 +197,7 @@ class BflEditModel(HostedEditModel):
     supports_mask = False
     max_n = 4
     ignored_params = frozenset({"input_fidelity", "user"})
+    accepts_image_links = True  # input_image takes base64 or a URL
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -209,26 +213,31 @@ class BflEditModel(HostedEditModel):
         dropped = unused_quality(job)
         if dropped:
             log.info("model %s: BFL has no input for %s; dropped", self.id, ", ".join(dropped))
+        payloads = await anyio.to_thread.run_sync(lambda: [portable(i) for i in job.images])
+        references = await self.image_references(job, payloads)
         images = []
         for i in range(job.n):
             seed = None if job.seed is None else job.seed + i
-            images.append(await self._run_job(replace(job, n=1, seed=seed)))
+            images.append(await self._run_job(replace(job, n=1, seed=seed), references))
         return EditResult(images=images, extra={"dropped_params": dropped})
+
+    async def inline_reference(self, payload: Payload) -> str:
+        return bare_base64(payload)  # BFL takes base64 without the data: prefix
 
     # -- one job ------------------------------------------------------------------------
 
-    async def _run_job(self, job: EditJob) -> OutputImage:
+    async def _run_job(self, job: EditJob, references: list[str]) -> OutputImage:
         """Submit once and poll to the end (BFL cannot cancel a job, so we only stop)."""
         try:
             with anyio.fail_after(self.timeout):
-                sample = await self._poll(await self._submit(job))
+                sample = await self._poll(await self._submit(job, references))
         except TimeoutError:
             raise UpstreamTimeoutError(
                 f"bfl did not finish within {self.timeout:g} s (timeout in models.yaml).") from None
         return await self._download(sample)
 
-    async def _submit(self, job: EditJob) -> Submission:
-        method, path, kwargs = build_request(job, model=self.upstream_model)
+    async def _submit(self, job: EditJob, references: list[str]) -> Submission:
+        method, path, kwargs = build_request(job, model=self.upstream_model, references=references)
         kwargs["headers"]["x-key"] = self.api_key()
         return parse_submission(read_json(await self.request(method, path, **kwargs)))
 

@@ -29,7 +29,8 @@ Input per model family, from ``models.yaml``::
       poll_interval: 0.5            # first wait between status checks, growing to
       max_poll_interval: 2          # this one
 
-Images travel as base64 ``data:`` URLs, which every fal model accepts.
+Images travel as base64 ``data:`` URLs, which every fal model accepts, or as signed
+links to retouch's storage when it has a public URL (``transport.InputLinks``).
 """
 
 from __future__ import annotations
@@ -47,8 +48,12 @@ import numpy as np
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field
 
-from retouch.engine.codecs import encode
-from retouch.errors import InvalidRequestError, RetouchError, UpstreamError, UpstreamTimeoutError
+from retouch.errors import (
+    InvalidRequestError,
+    RetouchError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
 from retouch.inputs import InputImage
 from retouch.providers.base import EditJob, EditResult, OutputImage
 from retouch.providers.hosted import (
@@ -59,6 +64,7 @@ from retouch.providers.hosted import (
     unused_quality,
 )
 from retouch.providers.registry import ConfigError
+from retouch.providers.transport import Payload, data_url, portable
 
 log = logging.getLogger("retouch.providers.fal")
 
@@ -72,7 +78,6 @@ _WAITING = frozenset({"IN_QUEUE", "IN_PROGRESS"})
 _TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 _MAX_POLL_INTERVAL_S = 2.0
 _CANCEL_TIMEOUT_S = 5.0
-_DATA_URL_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
 _CONTENT_POLICY = "content_policy_violation"
 
 
@@ -131,20 +136,25 @@ class FalAnswer:
 # -- request: pure translation ----------------------------------------------------------
 
 
-def build_arguments(job: EditJob, shape: ModelShape) -> tuple[dict[str, Any], list[str]]:
+def build_arguments(job: EditJob, shape: ModelShape,
+                    references: list[str] | None = None) -> tuple[dict[str, Any], list[str]]:
     """The model's JSON input for ``job``, and the names of the request fields dropped.
 
-    Raises ``InvalidRequestError`` for a field that would change the result but that
-    the model cannot honour. Encodes images: run it in a worker thread.
+    ``references`` are the images, then the mask if any, as the request carries them
+    (URLs); without them the images go as data URLs (encoding them: run it in a worker
+    thread). Raises ``InvalidRequestError`` for a field that would change the result but
+    that the model cannot honour.
     """
     check_inputs(job, shape)
+    if references is None:
+        references = [data_url(payload) for payload in input_payloads(job)]
     arguments: dict[str, Any] = {
         "prompt": job.prompt,
         "num_images": job.n,
         # webp is not offered by every fal model: ask for lossless PNG and transcode.
         "output_format": "jpeg" if job.output_format == "jpeg" else "png",
     }
-    arguments.update(image_arguments(job, shape))
+    arguments.update(image_arguments(references, shape, has_mask=job.mask is not None))
     arguments.update(size_arguments(job.size, shape))
     if job.seed is not None:
         arguments["seed"] = job.seed
@@ -166,23 +176,22 @@ def check_inputs(job: EditJob, shape: ModelShape) -> None:
     refuse_two_shapes(job.size, getattr(job.options, "aspect_ratio", None))
 
 
-def image_arguments(job: EditJob, shape: ModelShape) -> dict[str, Any]:
-    urls = [image_data_url(image) for image in job.images]
+def image_arguments(references: list[str], shape: ModelShape, *, has_mask: bool) -> dict[str, Any]:
+    urls, mask = (references[:-1], references[-1]) if has_mask else (references, None)
     single = shape.image_field == "image_url"
     arguments: dict[str, Any] = {"image_url": urls[0]} if single else {"image_urls": urls}
-    if job.mask is not None:
-        arguments["mask_url"] = mask_data_url(job.mask)
+    if mask is not None:
+        arguments["mask_url"] = mask
     return arguments
 
 
-def image_data_url(image: InputImage) -> str:
-    """The original bytes as a data URL; formats fal may not read are sent as PNG."""
-    mime = _DATA_URL_TYPES.get(image.format)
-    data = image.read_bytes() if mime else encode(image.pixels(), "png")
-    return f"data:{mime or 'image/png'};base64,{base64.b64encode(data).decode('ascii')}"
+def input_payloads(job: EditJob) -> list[Payload]:
+    """The images as fal reads them, then the mask in fal's form. May decode: off the loop."""
+    payloads = [portable(image) for image in job.images]
+    return payloads + ([fal_mask(job.mask)] if job.mask is not None else [])
 
 
-def mask_data_url(mask: InputImage) -> str:
+def fal_mask(mask: InputImage) -> Payload:
     """OpenAI masks mark the area to edit as transparent; fal's mark it white."""
     pixels = mask.pixels()  # RGB or RGBA
     if pixels.shape[2] == 4:
@@ -191,7 +200,7 @@ def mask_data_url(mask: InputImage) -> str:
         gray = pixels.max(axis=2)
     buffer = io.BytesIO()
     Image.fromarray(gray, "L").save(buffer, "PNG")
-    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
+    return Payload(buffer.getvalue(), "image/png")
 
 
 def size_arguments(size: tuple[int, int] | None, shape: ModelShape) -> dict[str, Any]:
@@ -290,6 +299,7 @@ class FalEditModel(HostedEditModel):
     default_api_base = "https://queue.fal.run"
     default_api_key_env = "FAL_KEY"
     result_hosts = frozenset({"fal.media", "fal.run", "fal.ai", "storage.googleapis.com"})
+    accepts_image_links = True
     Options = FalOptions
     max_n = 4
     output_formats = ("png", "jpeg", "webp")
@@ -307,7 +317,10 @@ class FalEditModel(HostedEditModel):
             self.poll_interval, float(self.config.get("max_poll_interval") or _MAX_POLL_INTERVAL_S))
 
     async def edit(self, job: EditJob) -> EditResult:
-        arguments, dropped = await anyio.to_thread.run_sync(build_arguments, job, self.shape)
+        check_inputs(job, self.shape)  # before any image is encoded or lent
+        payloads = await anyio.to_thread.run_sync(input_payloads, job)
+        references = await self.image_references(job, payloads)
+        arguments, dropped = build_arguments(job, self.shape, references)
         if dropped:
             log.info("model %s: fal has no use for %s; dropped", self.id, ", ".join(dropped))
         deadline = anyio.current_time() + self.timeout

@@ -145,6 +145,7 @@ class GeminiAnswer:
     image: bytes | None = None
     text: str = ""
     finish_reason: str = ""
+    finish_message: str = ""  # Google's own words on why, when it gives them
     block_reason: str = ""
     usage: dict[str, int] = field(default_factory=dict)
 
@@ -154,6 +155,7 @@ def parse_response(body: dict[str, Any]) -> GeminiAnswer:
     candidate = candidates[0] if candidates else {}
     answer = GeminiAnswer(
         finish_reason=str(candidate.get("finishReason") or ""),
+        finish_message=str(candidate.get("finishMessage") or "").strip()[:300],
         block_reason=str((body.get("promptFeedback") or {}).get("blockReason") or ""),
         usage=parse_usage(body.get("usageMetadata") or {}),
     )
@@ -260,7 +262,8 @@ class GeminiEditModel(HostedEditModel):
         if answer.block_reason:
             raise self.content_blocked(f"the prompt was refused ({answer.block_reason}).")
         if answer.finish_reason in BLOCK_REASONS:
-            raise self.content_blocked(f"the image was withheld ({answer.finish_reason}).")
+            why = f" {answer.finish_message}" if answer.finish_message else ""
+            raise self.content_blocked(f"the image was withheld ({answer.finish_reason}).{why}")
         if answer.image is None:
             said = f' It said: "{answer.text[:200]}"' if answer.text else ""
             raise UpstreamError(

@@ -13,6 +13,8 @@ that it can be tested without a network. Models are declared in ``models.yaml``:
       api_key_env: FAL_KEY                # optional: another variable
       api_base: http://127.0.0.1:9000     # optional: a proxy or a test server
       timeout: 300                        # seconds for the whole job
+      image_transport: auto               # auto: signed links when retouch has a public
+                                          # URL and the provider fetches URLs; inline: never
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import os
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+import anyio
 import httpx
 
 from retouch.errors import (
@@ -37,6 +40,8 @@ from retouch.errors import (
 from retouch.fetch import FetchPolicy, UrlFetcher
 from retouch.inputs import sniff_format
 from retouch.providers.base import Availability, EditJob, EditModel
+from retouch.providers.registry import ConfigError
+from retouch.providers.transport import InputLinks, Payload, data_url
 
 log = logging.getLogger("retouch.providers")
 
@@ -70,6 +75,11 @@ class HostedEditModel(EditModel):
     default_api_key_env: ClassVar[str] = ""
     # Hosts (and their subdomains) whose result URLs may be downloaded.
     result_hosts: ClassVar[frozenset[str]] = frozenset()
+    # Catalogue entries of hosted providers are served through a one-deployment router:
+    # retries before the provider accepts a job, cooldown after repeated failures.
+    routed_by_default: ClassVar[bool] = True
+    # Whether the provider fetches input images by URL (then they may go as signed links).
+    accepts_image_links: ClassVar[bool] = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -77,6 +87,10 @@ class HostedEditModel(EditModel):
         self.api_key_env = str(self.config.get("api_key_env") or self.default_api_key_env)
         self.upstream_model = str(self.config.get("model") or self.id)
         self.timeout = float(self.config.get("timeout") or DEFAULT_TIMEOUT_S)
+        self.image_transport = str(self.config.get("image_transport") or "auto")
+        if self.image_transport not in ("auto", "inline"):
+            raise ConfigError(f"{self.id}: image_transport {self.image_transport!r} is unknown; "
+                              "choose auto or inline")
         self._client: httpx.AsyncClient | None = None
         self._fetcher: UrlFetcher | None = None
 
@@ -113,8 +127,12 @@ class HostedEditModel(EditModel):
                 await closable.aclose()
         self._client = self._fetcher = None
 
-    async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        """One upstream call; network failures and error statuses raise retouch errors."""
+    async def request(self, method: str, url: str, *, takes_job: bool = True,
+                      **kwargs: Any) -> httpx.Response:
+        """One upstream call; network failures and error statuses raise retouch errors.
+
+        A 2xx answer marks the attempt accepted (the provider holds the job) unless
+        ``takes_job`` is false: an upload of an input file, say, bills nothing."""
         target = url if url.startswith(("http://", "https://")) else self.api_base + url
         client = self.client()
         try:
@@ -131,7 +149,7 @@ class HostedEditModel(EditModel):
             raise UpstreamError(
                 f"Could not reach {self.provider} at {httpx.URL(target).host} "
                 f"({type(exc).__name__}).") from exc
-        _record(response.status_code)
+        _record(response.status_code, takes_job)
         if response.status_code >= 400:
             raise self.upstream_error(response)
         return response
@@ -158,6 +176,25 @@ class HostedEditModel(EditModel):
     def content_blocked(self, reason: str) -> ContentPolicyError:
         return ContentPolicyError(f"{self.provider} blocked this request on content grounds: {reason}",
                                   param="prompt")
+
+    # -- inputs -------------------------------------------------------------------------
+
+    def links_for(self, job: EditJob) -> InputLinks | None:
+        """The job's signed-link lender, when this provider may be sent links."""
+        return job.links if self.accepts_image_links and self.image_transport == "auto" else None
+
+    async def image_references(self, job: EditJob, payloads: list[Payload]) -> list[str]:
+        """How each image appears in the request: a signed link to our storage when the job
+        may lend links and this provider fetches URLs, otherwise ``inline_reference``."""
+        links = self.links_for(job)
+        if links is None:
+            return [await self.inline_reference(payload) for payload in payloads]
+        return [await links.link(payload) for payload in payloads]
+
+    async def inline_reference(self, payload: Payload) -> str:
+        """An image carried in the request itself: a data URL unless the provider wants
+        something else (bare base64, an upload of its own)."""
+        return await anyio.to_thread.run_sync(data_url, payload)  # megabytes of base64
 
     # -- results ------------------------------------------------------------------------
 
@@ -214,11 +251,11 @@ def sniff_content_type(data: bytes) -> str | None:
     return _RESULT_TYPES.get(sniff_format(data[:16]) or "")
 
 
-def _record(status: int) -> None:
+def _record(status: int, takes_job: bool) -> None:
     attempt = CURRENT_ATTEMPT.get()
     if attempt is not None:
         attempt.status = status
-        attempt.accepted = attempt.accepted or 200 <= status < 300
+        attempt.accepted = attempt.accepted or (takes_job and 200 <= status < 300)
 
 
 def _detail(response: httpx.Response) -> str:

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import io
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -35,17 +34,23 @@ from typing import Any, ClassVar, Literal
 import anyio
 import httpx
 import orjson
-from PIL import Image
 from pydantic import BaseModel, ConfigDict
 
-from retouch.errors import InvalidRequestError, RetouchError, UpstreamError, UpstreamTimeoutError
+from retouch.engine.codecs import encode
+from retouch.errors import (
+    InvalidRequestError,
+    RetouchError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
 from retouch.inputs import InputImage
 from retouch.providers.base import EditJob, EditResult, OutputImage
 from retouch.providers.hosted import HostedEditModel, sniff_content_type
+from retouch.providers.transport import Payload, portable
 
 log = logging.getLogger("retouch.providers.openai")
 
-_UPLOAD_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp"}
+_EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp"}
 _USAGE_KEYS = ("input_tokens", "output_tokens", "total_tokens")
 # Honoured by retouch itself when the upstream cannot: it transcodes the answer.
 _ENCODING_FIELDS = frozenset({"output_format", "output_compression"})
@@ -182,16 +187,11 @@ def _form_text(value: Any) -> str:
 
 def upload_part(image: InputImage, stem: str, *, png_only: bool = False) -> tuple[str, bytes, str]:
     """``(filename, bytes, content type)``; formats OpenAI does not read go as PNG."""
-    if image.format in _UPLOAD_TYPES and (image.format == "PNG" or not png_only):
-        extension = "jpg" if image.format == "JPEG" else image.format.lower()
-        return f"{stem}.{extension}", image.read_bytes(), _UPLOAD_TYPES[image.format]
-    return f"{stem}.png", as_png(image), "image/png"
-
-
-def as_png(image: InputImage) -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image.pixels()).save(buffer, "PNG")
-    return buffer.getvalue()
+    if png_only and image.format != "PNG":
+        payload = Payload(encode(image.pixels(), "png"), "image/png")
+    else:
+        payload = portable(image)
+    return f"{stem}.{_EXTENSIONS[payload.content_type]}", payload.data, payload.content_type
 
 
 # -- translation: answer → result -----------------------------------------------------
@@ -312,8 +312,12 @@ class OpenAIEditModel(HostedEditModel):
 
     # -- the call -----------------------------------------------------------------------
 
+    async def prepare(self, job: EditJob) -> UpstreamRequest:
+        """The upstream request; a subclass that lends image links builds it here."""
+        return self.build(job)
+
     async def edit(self, job: EditJob) -> EditResult:
-        request = self.build(job)
+        request = await self.prepare(job)
         if request.dropped:
             log.info("model %s: %s dropped; %s does not take them", self.id,
                      ", ".join(request.dropped), self.upstream_model)

@@ -33,14 +33,13 @@ retouch), ``moderation_blocked`` or ``image_generation_user_error`` (OpenAI).
 
 from __future__ import annotations
 
-import base64
 from typing import Any, ClassVar
 
+import anyio
 import httpx
 from pydantic import BaseModel, ConfigDict
 
 from retouch.errors import RetouchError, UpstreamError
-from retouch.inputs import InputImage
 from retouch.providers.base import Availability, EditJob
 from retouch.providers.openai import (
     Family,
@@ -51,8 +50,8 @@ from retouch.providers.openai import (
     check_job,
     job_fields,
     options_of,
-    upload_part,
 )
+from retouch.providers.transport import data_url, portable
 
 OPENAI_STYLE = Family(
     "openai", "image[]", 16,
@@ -68,18 +67,16 @@ DEFAULT_AUTH = {"openai": "bearer", "siraya": "plain"}
 # -- translation: Siraya's JSON form --------------------------------------------------
 
 
-def data_url(image: InputImage) -> str:
-    _, data, content_type = upload_part(image, "image")
-    return f"data:{content_type};base64,{base64.b64encode(data).decode('ascii')}"
-
-
-def build_siraya_request(job: EditJob, model: str, options: dict[str, Any]) -> UpstreamRequest:
-    """JSON ``POST /images/edits`` (or ``/images/generations`` without images)."""
+def build_siraya_request(job: EditJob, model: str, options: dict[str, Any],
+                         references: list[str] | None = None) -> UpstreamRequest:
+    """JSON ``POST /images/edits`` (or ``/images/generations`` without images).
+    ``references`` are the images as URLs; without them, data URLs of the images."""
     check_job(job, SIRAYA_STYLE)
     fields, dropped = job_fields(job, SIRAYA_STYLE, options)
     body: dict[str, Any] = {"model": model, "prompt": job.prompt}
     if job.images:
-        body["image_urls"] = [data_url(image) for image in job.images]
+        body["image_urls"] = references if references is not None else [
+            data_url(portable(image)) for image in job.images]
     # Siraya's output_format is the delivery, set last so that nothing overrides it.
     body |= {"n": job.n, **fields, "output_format": "b64_json"}
     path = "/images/edits" if job.images else "/images/generations"
@@ -122,6 +119,7 @@ class OpenAICompatibleEditModel(OpenAIEditModel):
         # Where the upstream keeps results, beside its own host (see HostedEditModel).
         self.result_hosts = frozenset(str(h).lower() for h in self.config.get("result_hosts") or ())
         self.supports_mask = self.family is OPENAI_STYLE and bool(self.config.get("supports_mask", True))
+        self.accepts_image_links = self.family is SIRAYA_STYLE  # image_urls: URLs or data URLs
 
     def choose_family(self) -> Family:
         style = str(self.config.get("style") or "openai")
@@ -138,6 +136,14 @@ class OpenAICompatibleEditModel(OpenAIEditModel):
         if self.api_key_env:
             return super().availability()
         return Availability(True)  # a keyless upstream: a local server, another retouch
+
+    async def prepare(self, job: EditJob) -> UpstreamRequest:
+        if self.family is not SIRAYA_STYLE or not job.images:
+            return self.build(job)
+        check_job(job, SIRAYA_STYLE)  # before any image is lent
+        payloads = await anyio.to_thread.run_sync(lambda: [portable(i) for i in job.images])
+        references = await self.image_references(job, payloads)
+        return build_siraya_request(job, self.upstream_model, options_of(job), references)
 
     def build(self, job: EditJob) -> UpstreamRequest:
         options = options_of(job)

@@ -26,6 +26,10 @@ BUILTIN_PROVIDERS = {
 }
 ENTRY_POINT_GROUP = "retouch.providers"
 _ENTRY_KEYS = {"id", "aliases", "provider", "description", "owned_by"}
+# What stays with the public id when a single-provider entry is routed (the rest, price
+# included, describes its one deployment).
+_ROUTER_KEYS = {"id", "aliases", "description", "owned_by", "routing", "retries",
+                "retry_base_delay_s", "retry_max_delay_s", "fallbacks"}
 
 
 class ConfigError(Exception):
@@ -56,7 +60,7 @@ class ModelRegistry:
         if user_file is not None:
             text = Path(user_file).read_text(encoding="utf-8")
             entries.update({e["id"]: e for e in _read_entries(text, str(user_file))})
-        return cls([build_model(entry) for entry in entries.values()], default_model)
+        return cls([build_model(routed(entry)) for entry in entries.values()], default_model)
 
     def resolve(self, name: str | None) -> EditModel:
         """The model called ``name`` (the default when None); 404 listing ids otherwise."""
@@ -98,6 +102,18 @@ def _read_entries(text: str, origin: str) -> list[dict[str, Any]]:
 
 def _backend_of(entry: dict[str, Any]) -> str | None:
     return entry.get("provider") or ("router" if entry.get("deployments") else None)
+
+
+def routed(entry: dict[str, Any]) -> dict[str, Any]:
+    """A single-provider entry of a backend that asks for routing (``routed_by_default``,
+    as hosted providers do) becomes a router entry with that one deployment, so it gets
+    the router's retries before acceptance and fallbacks like any routed id. With nowhere
+    else to send jobs, it rests after failures only when the entry sets ``cooldown_s``."""
+    if entry.get("deployments") or not getattr(load_provider(_backend_of(entry) or ""),
+                                                "routed_by_default", False):
+        return entry
+    deployment = {"cooldown_s": 0, **{k: v for k, v in entry.items() if k not in _ROUTER_KEYS}}
+    return {**{k: v for k, v in entry.items() if k in _ROUTER_KEYS}, "deployments": [deployment]}
 
 
 def build_model(entry: dict[str, Any]) -> EditModel:

@@ -13,8 +13,16 @@ Protocol (https://replicate.com/docs/reference/http)::
 ``/predictions/{id}``), never submitting again: a second submission bills a second
 image. On our deadline or when the client goes away we ``POST urls.cancel``.
 ``output`` is one URL or a list (on ``*.replicate.delivery``; data URLs too in sync mode).
-Input images travel inline as data URLs (Replicate prefers its Files API above ~256 kB;
-retouch does not upload there yet).
+
+Input images go as signed links to retouch's storage when it has a public URL
+(``transport.InputLinks``); otherwise inline as data URLs up to ``files_threshold``
+bytes (256 KiB, as Replicate advises) and above that through Replicate's Files API::
+
+    POST {api_base}/files      multipart: content=(name, bytes, type), metadata (JSON)
+    201  {"id", "urls": {"get": "{api_base}/files/{id}"}, "expires_at", …}
+    DELETE {api_base}/files/{id}                    # when the job has ended
+
+``urls.get`` is what the prediction's input carries.
 
 Each model family names its inputs differently, so models.yaml says how::
 
@@ -53,7 +61,12 @@ import anyio
 import httpx
 from pydantic import BaseModel, ConfigDict, Field
 
-from retouch.errors import InvalidRequestError, RetouchError, UpstreamError, UpstreamTimeoutError
+from retouch.errors import (
+    InvalidRequestError,
+    RetouchError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
 from retouch.providers.base import EditJob, EditResult, OutputImage
 from retouch.providers.hosted import (
     HostedEditModel,
@@ -62,6 +75,7 @@ from retouch.providers.hosted import (
     sniff_content_type,
     unused_quality,
 )
+from retouch.providers.transport import Payload, data_url, portable
 
 log = logging.getLogger("retouch.providers.replicate")
 
@@ -70,11 +84,10 @@ ASPECT_RATIOS = ("21:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3"
 # Replicate's image models mostly take jpg/png; webp is made by retouch from lossless PNG.
 UPSTREAM_FORMATS = {"png": "png", "jpeg": "jpg", "webp": "png"}
 MAX_WAIT_S = 60
+FILES_THRESHOLD = 256 * 1024  # larger inputs go through the Files API, not data URLs
 CANCEL_TIMEOUT_S = 10.0
 # "safety" as a word: a failure about the safety_tolerance input is no content block.
 _BLOCKED = re.compile(r"nsfw|\bsafety\b|sensitive|flagged|\bE005\b", re.IGNORECASE)
-_MIME_TYPES = {"PNG": "image/png", "JPEG": "image/jpeg", "WEBP": "image/webp", "GIF": "image/gif",
-               "BMP": "image/bmp", "TIFF": "image/tiff"}
 
 
 class ReplicateOptions(BaseModel):
@@ -152,16 +165,13 @@ def nearest_aspect_ratio(width: int, height: int, choices: tuple[str, ...] = ASP
     """The listed ratio closest to width:height."""
     return closest_ratio(width, height, choices)
 
-def data_url(image) -> str:
-    mime = _MIME_TYPES.get(image.format, "application/octet-stream")
-    return f"data:{mime};base64,{base64.b64encode(image.read_bytes()).decode('ascii')}"
-
-
-def build_input(job: EditJob, schema: InputSchema) -> dict[str, Any]:
-    """The prediction's ``input`` for ``job`` (``job.n`` goes to ``n_field`` if any)."""
+def build_input(job: EditJob, schema: InputSchema, references: list[str] | None = None) -> dict[str, Any]:
+    """The prediction's ``input`` for ``job`` (``job.n`` goes to ``n_field`` if any).
+    ``references`` are the images as URLs; without them, data URLs of the images."""
     fields: dict[str, Any] = {"prompt": job.prompt}
     if job.images:
-        urls = [data_url(image) for image in job.images]
+        urls = references if references is not None else [
+            data_url(portable(image)) for image in job.images]
         fields[schema.image_field] = urls if schema.image_list else urls[0]
     if job.size and schema.size_field:
         fields[schema.size_field] = nearest_aspect_ratio(*job.size)
@@ -176,12 +186,27 @@ def build_input(job: EditJob, schema: InputSchema) -> dict[str, Any]:
     return fields
 
 
-def build_request(job: EditJob, schema: InputSchema, *, model: str, wait: int,
-                  deadline: float) -> tuple[str, str, dict[str, Any]]:
+def build_request(job: EditJob, schema: InputSchema, *, model: str, wait: int, deadline: float,
+                  references: list[str] | None = None) -> tuple[str, str, dict[str, Any]]:
     """``(method, path, httpx kwargs)`` creating one prediction; auth is added by the caller."""
     headers = {"Prefer": f"wait={wait}", "Cancel-After": f"{max(1, math.ceil(deadline))}s"}
-    return "POST", f"/models/{model}/predictions", {"json": {"input": build_input(job, schema)},
-                                                    "headers": headers}
+    body = {"input": build_input(job, schema, references)}
+    return "POST", f"/models/{model}/predictions", {"json": body, "headers": headers}
+
+
+def file_upload(payload: Payload, index: int) -> dict[str, Any]:
+    """httpx kwargs for ``POST /files`` with one input image."""
+    extension = payload.content_type.split("/")[1]
+    return {"files": {"content": (f"input-{index}.{extension}", payload.data, payload.content_type)}}
+
+
+def parse_file(body: Any) -> tuple[str, str]:
+    """``(id, urls.get)`` of an uploaded file, or a 502 when the answer is not one."""
+    urls = body.get("urls") if isinstance(body, dict) else None
+    if not isinstance(urls, dict) or not isinstance(body.get("id"), str) \
+            or not isinstance(urls.get("get"), str) or not urls["get"].startswith(("https://", "http://")):
+        raise UpstreamError("replicate answered the file upload with something that is not a file.")
+    return body["id"], urls["get"]
 
 
 def parse_prediction(body: Any) -> Prediction:
@@ -237,6 +262,7 @@ class ReplicateEditModel(HostedEditModel):
     default_api_base = "https://api.replicate.com/v1"
     default_api_key_env = "REPLICATE_API_TOKEN"
     result_hosts = frozenset({"replicate.delivery"})  # and pbxt.replicate.delivery, …
+    accepts_image_links = True
     Options = ReplicateOptions
     max_input_images = 1
     supports_generation = True  # Kontext and Seedream both take a prompt alone
@@ -252,6 +278,7 @@ class ReplicateEditModel(HostedEditModel):
         self.schema = InputSchema.from_config(self.config, self.max_input_images)
         self.wait = min(MAX_WAIT_S, max(1, int(self.config.get("wait", MAX_WAIT_S))))
         self.poll_interval = float(self.config.get("poll_interval", 0.5))
+        self.files_threshold = int(self.config.get("files_threshold", FILES_THRESHOLD))
 
     async def edit(self, job: EditJob) -> EditResult:
         """Make ``job.n`` images: one prediction with ``n_field``, else ``n`` in sequence."""
@@ -261,22 +288,58 @@ class ReplicateEditModel(HostedEditModel):
             log.info("model %s: Replicate has no input for %s; dropped", self.id, ", ".join(dropped))
         calls = [job] if self.schema.n_field else [
             replace(job, n=1, seed=None if job.seed is None else job.seed + i) for i in range(job.n)]
-        images: list[OutputImage] = []
-        for call in calls:
-            prediction = await self._predict(call)
-            images += [await self._download(url) for url in output_urls(prediction)]
+        uploaded: list[str] = []
+        try:
+            references = await self._references(job, uploaded)
+            images: list[OutputImage] = []
+            for call in calls:
+                prediction = await self._predict(call, references)
+                images += [await self._download(url) for url in output_urls(prediction)]
+        finally:
+            await self._delete_files(uploaded)
         if len(images) < job.n:
             raise UpstreamError(f"replicate returned {len(images)} of the {job.n} images asked for.")
         return EditResult(images=images[:job.n], extra={"dropped_params": dropped})
 
+    # -- input images -------------------------------------------------------------------
+
+    async def _references(self, job: EditJob, uploaded: list[str]) -> list[str]:
+        """The images as the input carries them: signed links, data URLs or uploaded files
+        (whose ids are added to ``uploaded``, to be deleted when the job ends)."""
+        payloads = await anyio.to_thread.run_sync(lambda: [portable(i) for i in job.images])
+        if self.links_for(job) is not None:
+            return await self.image_references(job, payloads)
+        references = []
+        for index, payload in enumerate(payloads):
+            if len(payload.data) <= self.files_threshold:
+                references.append(await self.inline_reference(payload))
+                continue
+            response = await self.request("POST", "/files", takes_job=False, headers=self._auth(),
+                                          **file_upload(payload, index))
+            file_id, url = parse_file(read_json(response))
+            uploaded.append(file_id)
+            references.append(url)
+        return references
+
+    async def _delete_files(self, file_ids: list[str]) -> None:
+        with anyio.move_on_after(CANCEL_TIMEOUT_S, shield=True):
+            for file_id in file_ids:
+                try:
+                    await self.request("DELETE", f"/files/{quote(file_id, safe='')}",
+                                       takes_job=False, headers=self._auth())
+                except RetouchError as exc:  # Replicate expires uploads on its own
+                    log.warning("model %s: could not delete replicate file %s: %s",
+                                self.id, file_id, exc.message)
+
     # -- one prediction -----------------------------------------------------------------
 
-    async def _predict(self, job: EditJob) -> Prediction:
+    async def _predict(self, job: EditJob, references: list[str]) -> Prediction:
         """Submit once, poll to the end; cancel upstream if we give up on it."""
         tracked = _Tracked()
         try:
             with anyio.fail_after(self.timeout):
-                prediction = await self._wait_for(await self._submit(job, tracked), tracked)
+                submitted = await self._submit(job, references, tracked)
+                prediction = await self._wait_for(submitted, tracked)
         except TimeoutError:
             await self._cancel(tracked)
             raise UpstreamTimeoutError(
@@ -286,10 +349,10 @@ class ReplicateEditModel(HostedEditModel):
             raise
         return self._succeeded(prediction)
 
-    async def _submit(self, job: EditJob, tracked: _Tracked) -> Prediction:
+    async def _submit(self, job: EditJob, references: list[str], tracked: _Tracked) -> Prediction:
         method, path, kwargs = build_request(job, self.schema, model=self.upstream_model,
                                              wait=min(self.wait, max(1, math.ceil(self.timeout))),
-                                             deadline=self.timeout)
+                                             deadline=self.timeout, references=references)
         kwargs["headers"].update(self._auth())
         tracked.prediction = parse_prediction(read_json(await self.request(method, path, **kwargs)))
         return tracked.prediction

@@ -38,7 +38,12 @@ from typing import Any, ClassVar
 import anyio
 from pydantic import BaseModel, ConfigDict
 
-from retouch.errors import RateLimitError, RetouchError, UpstreamError, UpstreamTimeoutError
+from retouch.errors import (
+    RateLimitError,
+    RetouchError,
+    UpstreamError,
+    UpstreamTimeoutError,
+)
 from retouch.providers.base import Availability, EditJob, EditModel, EditResult
 from retouch.providers.hosted import CURRENT_ATTEMPT, Attempt
 from retouch.providers.registry import ConfigError, build_model
@@ -82,7 +87,7 @@ class Deployment:
 
     def failed(self, now: float) -> None:
         self.fails += 1
-        if self.fails >= self.allowed_fails:
+        if self.cooldown_s > 0 and self.fails >= self.allowed_fails:
             self.resting_until = now + self.cooldown_s
             log.warning("deployment %s failed %d times in a row; resting %g s",
                         self.name, self.fails, self.cooldown_s)
@@ -173,6 +178,8 @@ class RoutedEditModel(EditModel):
         self.deployments = [self._deployment(item) for item in self.config.get("deployments") or []]
         if not self.deployments:
             raise ConfigError(f"{self.id}: 'deployments' must list at least one deployment")
+        # The directory names the providers behind the id ("bfl+fal"), not "router".
+        self.provider = "+".join(dict.fromkeys(d.model.provider for d in self.deployments))
         self.routing = str(self.config.get("routing") or "weighted")
         if self.routing not in STRATEGIES:
             raise ConfigError(f"{self.id}: routing {self.routing!r} is unknown; choose one of "
@@ -226,6 +233,8 @@ class RoutedEditModel(EditModel):
         self.fallbacks = [known[name] for name in self.fallback_ids]
 
     def availability(self) -> Availability:
+        if len(self.deployments) == 1:
+            return self.deployments[0].model.availability()
         states = [(d, d.model.availability()) for d in self.deployments]
         if any(state.available for _, state in states):
             return Availability(True)
@@ -279,7 +288,10 @@ class RoutedEditModel(EditModel):
             if deployment is None:
                 break
             if number:
-                await anyio.sleep(self._delay(number, last, deployment is previous))
+                delay = self._delay(number, last, deployment is previous)
+                if delay is None:
+                    break
+                await anyio.sleep(delay)
             try:
                 return await self._run(deployment, job)
             except Exhausted as exhausted:
@@ -294,10 +306,16 @@ class RoutedEditModel(EditModel):
                 return deployment
         return None
 
-    def _delay(self, number: int, error: RetouchError, same: bool) -> float:
+    def _delay(self, number: int, error: RetouchError, same: bool) -> float | None:
+        """Back-off before attempt ``number``; None when the deployment asked us to wait
+        longer than ``retry_max_delay_s`` (retrying sooner would only earn another 429,
+        so the client gets the provider's ``retry-after`` now)."""
         delay = self.base_delay_s * 2 ** (number - 1)
         if same:  # a retry-after speaks for the deployment that sent it
-            delay = max(delay, _seconds(error.headers.get("retry-after")))
+            asked = _seconds(error.headers.get("retry-after"))
+            if asked > self.max_delay_s:
+                return None
+            delay = max(delay, asked)
         return min(self.max_delay_s, delay)
 
     async def _run(self, deployment: Deployment, job: EditJob) -> EditResult:
