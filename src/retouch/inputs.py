@@ -19,6 +19,7 @@ from PIL import Image, ImageOps
 
 from retouch.errors import InvalidImageError, InvalidRequestError, PayloadTooLargeError, RetouchError
 from retouch.fetch import UrlFetcher
+from retouch.offload import SMALL_WORK_BYTES, run_sized
 from retouch.protocol import ImageSource, UploadedImage
 
 # Magic bytes → Pillow format name. Only these formats are ever handed to a decoder.
@@ -103,6 +104,8 @@ async def load_inputs(
             param=sources[-1].param,
             code="too_many_images",
         )
+    if len(sources) == 1:  # the common case, without a task group
+        return [await load_input(sources[0], 0, fetcher=fetcher, limits=limits)]
     results: list[InputImage | RetouchError | None] = [None] * len(sources)
 
     async def load_one(index: int, source: ImageSource) -> None:
@@ -127,7 +130,8 @@ async def load_input(
     slot = Slot(source.param, index)
     file = await _open_source(source, slot, fetcher=fetcher, limits=limits)
     # Reading a header is small work, but it can touch disk (spooled uploads).
-    fmt, size = await anyio.to_thread.run_sync(inspect_header, file, slot, limits)
+    on_disk = not isinstance(file, io.BytesIO)
+    fmt, size = await run_sized(SMALL_WORK_BYTES + on_disk, inspect_header, file, slot, limits)
     return InputImage(file, fmt, size, slot)
 
 

@@ -22,6 +22,7 @@ from retouch.engine.codecs import CONTENT_TYPES, encode, flatten_alpha
 from retouch.errors import InvalidRequestError, ModelUnavailableError
 from retouch.fetch import UrlFetcher
 from retouch.inputs import InputImage, InputLimits, load_input, load_inputs
+from retouch.offload import SMALL_WORK_BYTES, run_sized
 from retouch.protocol import EditRequest, ImageData, ImageParams, ImagesResponse, Usage
 from retouch.providers.base import EditJob, EditModel, EditResult, OutputImage
 from retouch.providers.registry import ModelRegistry
@@ -176,9 +177,9 @@ class EditService:
         inline = params.delivery == "b64_json"
         if self._encoders is None:
             self._encoders = anyio.CapacityLimiter(self._threads)
-        data, b64 = await anyio.to_thread.run_sync(
-            encode_output, output, params, inline, limiter=self._encoders
-        )
+        # An upstream's base64 passed on as it is costs nothing; encoding pixels does.
+        work = 0 if inline and passes_through(output, params) else SMALL_WORK_BYTES + 1
+        data, b64 = await run_sized(work, encode_output, output, params, inline, limiter=self._encoders)
         if inline:
             return Delivered(data=data, b64_json=b64)
         stored = await self.storage.put(data, CONTENT_TYPES[params.encoding])
@@ -186,10 +187,16 @@ class EditService:
         return Delivered(data=data, url=public + self.storage.url_path(stored.name))
 
 
+def passes_through(output: OutputImage, params: ImageParams) -> bool:
+    """Whether the provider's encoded bytes already are what the client asked for."""
+    return (output.pixels is None and output.content_type == CONTENT_TYPES[params.encoding]
+            and params.output_compression is None and params.background != "opaque")
+
+
 def encode_output(output: OutputImage, params: ImageParams, inline: bool) -> tuple[bytes, str]:
-    """Bytes in the requested encoding (and their base64 when inlined). Runs in a thread."""
-    as_sent = (output.pixels is None and output.content_type == CONTENT_TYPES[params.encoding]
-               and params.output_compression is None and params.background != "opaque")
+    """Bytes in the requested encoding (and their base64 when inlined). Runs in a thread
+    unless the upstream's base64 is passed on."""
+    as_sent = passes_through(output, params)
     if as_sent and inline and output.b64_json is not None:
         return b"", output.b64_json  # an upstream's base64, passed on without a round trip
     if as_sent:  # the provider's bytes already are what was asked for

@@ -8,11 +8,15 @@ from retouch.auth import Principal
 from retouch.service import EditService
 
 
-def get_service(request: Request) -> EditService:
+# Async on purpose: FastAPI runs plain ``def`` dependencies in a worker thread, a thread
+# hop per request for a dictionary lookup.
+
+
+async def get_service(request: Request) -> EditService:
     return request.app.state.service
 
 
-def authenticate(request: Request) -> Principal:
+async def authenticate(request: Request) -> Principal:
     """Raises ``AuthenticationError`` (401) unless the request carries a valid key."""
     return request.app.state.authenticator.authenticate(request.headers.get("authorization"))
 

@@ -32,21 +32,18 @@ async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
     outcome: list[T] = []
     failure: list[Exception] = []
 
-    async def run() -> None:
-        try:
-            outcome.append(await work)
-        except Exception as exc:  # re-raised below as itself, not inside an ExceptionGroup
-            failure.append(exc)
-        group.cancel_scope.cancel()
-
     async def watch() -> None:
         while (await request.receive())["type"] != "http.disconnect":
             pass
         group.cancel_scope.cancel()
 
     async with anyio.create_task_group() as group:
-        group.start_soon(run)
-        group.start_soon(watch)
+        group.start_soon(watch)  # the work runs in this task: one task more, not two
+        try:
+            outcome.append(await work)
+        except Exception as exc:  # re-raised below as itself, not inside an ExceptionGroup
+            failure.append(exc)
+        group.cancel_scope.cancel()
     if failure:
         raise failure[0]
     if not outcome:

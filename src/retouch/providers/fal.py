@@ -380,8 +380,8 @@ class FalEditModel(HostedEditModel):
     async def completed(self, queued: QueuedJob) -> bool:
         """One status check; a transient failure counts as "not yet" (the deadline bounds it)."""
         try:
-            response = await self.client().get(queued.status_url, params={"logs": "0"},
-                                               headers=self.headers())
+            response = await self.send("GET", queued.status_url, params={"logs": "0"},
+                                       headers=self.headers())
         except httpx.HTTPError as exc:
             log.warning("fal status check for %s failed (%s); polling on", queued.request_id,
                         type(exc).__name__)
@@ -398,7 +398,7 @@ class FalEditModel(HostedEditModel):
         """Ask fal to drop the job; best effort, shielded from the cancellation in progress."""
         with anyio.move_on_after(_CANCEL_TIMEOUT_S, shield=True):
             try:
-                response = await self.client().put(queued.cancel_url, headers=self.headers())
+                response = await self.send("PUT", queued.cancel_url, headers=self.headers())
                 log.info("cancelled fal request %s (HTTP %s)", queued.request_id, response.status_code)
             except httpx.HTTPError as exc:
                 log.warning("could not cancel fal request %s (%s)", queued.request_id, type(exc).__name__)

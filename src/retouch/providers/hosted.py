@@ -40,6 +40,7 @@ from retouch.errors import (
 from retouch.fetch import FetchPolicy, UrlFetcher
 from retouch.inputs import sniff_format
 from retouch.providers.base import Availability, EditJob, EditModel
+from retouch.providers.connections import upstream_client
 from retouch.providers.registry import ConfigError
 from retouch.providers.transport import InputLinks, Payload, data_url
 
@@ -116,9 +117,7 @@ class HostedEditModel(EditModel):
             # Image jobs hold a connection for a minute or more: httpx's default of 100
             # connections would queue the 101st job behind them (config: max_connections).
             limit = int(self.config.get("max_connections") or DEFAULT_MAX_CONNECTIONS)
-            self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(self.timeout, connect=CONNECT_TIMEOUT_S),
-                limits=httpx.Limits(max_connections=limit, max_keepalive_connections=64))
+            self._client = upstream_client(limit, httpx.Timeout(self.timeout, connect=CONNECT_TIMEOUT_S))
         return self._client
 
     async def aclose(self) -> None:
@@ -127,6 +126,15 @@ class HostedEditModel(EditModel):
                 await closable.aclose()
         self._client = self._fetcher = None
 
+    async def send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One upstream exchange, its body read; httpx's exceptions and any status pass
+        through (``request`` maps them onto retouch's errors)."""
+        target = url if url.startswith(("http://", "https://")) else self.api_base + url
+        client = self.client()
+        request = client.build_request(method, target, **kwargs)
+        await request.aread()  # one buffer: a multipart body goes out in one write, not 20
+        return await client.send(request)
+
     async def request(self, method: str, url: str, *, takes_job: bool = True,
                       **kwargs: Any) -> httpx.Response:
         """One upstream call; network failures and error statuses raise retouch errors.
@@ -134,11 +142,8 @@ class HostedEditModel(EditModel):
         A 2xx answer marks the attempt accepted (the provider holds the job) unless
         ``takes_job`` is false: an upload of an input file, say, bills nothing."""
         target = url if url.startswith(("http://", "https://")) else self.api_base + url
-        client = self.client()
         try:
-            request = client.build_request(method, target, **kwargs)
-            await request.aread()  # one buffer: a multipart body goes out in one write, not 20
-            response = await client.send(request)
+            response = await self.send(method, target, **kwargs)
         except (httpx.ConnectTimeout, httpx.PoolTimeout) as exc:  # nothing was sent
             raise UpstreamError(
                 f"Could not reach {self.provider} at {httpx.URL(target).host} in time.") from exc

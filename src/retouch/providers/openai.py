@@ -44,6 +44,7 @@ from retouch.errors import (
     UpstreamTimeoutError,
 )
 from retouch.inputs import InputImage
+from retouch.offload import run_sized
 from retouch.providers.base import EditJob, EditResult, OutputImage
 from retouch.providers.hosted import HostedEditModel, sniff_content_type
 from retouch.providers.transport import Payload, portable
@@ -325,7 +326,7 @@ class OpenAIEditModel(HostedEditModel):
             response = await self.request(request.method, request.path,
                                           headers=self.auth_headers(), **request.kwargs)
             # Parsing megabytes of JSON and base64 would stall every other request: a thread.
-            answer = await anyio.to_thread.run_sync(parse_answer, response, self.provider)
+            answer = await run_sized(len(response.content), parse_answer, response, self.provider)
             outputs = [await self.output_of(image) for image in answer.images]
         extra = {"dropped_params": request.dropped} if request.dropped else {}
         return EditResult(images=outputs, revised_prompt=answer.revised_prompt,
