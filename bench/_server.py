@@ -40,8 +40,9 @@ class RetouchServer:
     """A ``retouch serve`` subprocess; a context manager that always stops it."""
 
     def __init__(self, *, env: dict[str, str] | None = None, start_timeout: float = 30.0,
-                 stop_timeout: float = 10.0) -> None:
+                 stop_timeout: float = 10.0, serve_args: list[str] | None = None) -> None:
         self.extra_env = dict(env or {})
+        self.serve_args = list(serve_args or [])
         self.start_timeout = start_timeout
         self.stop_timeout = stop_timeout
         self.port = 0
@@ -69,7 +70,7 @@ class RetouchServer:
         env.update(self.extra_env)
         self._log = open(self.log_path, "wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "retouch.cli", "serve", "--host", HOST, "--port", str(self.port)],
+            [sys.executable, "-m", "retouch.cli", "serve", "--host", HOST, "--port", str(self.port), *self.serve_args],
             env=env, cwd=self.tmp, stdout=self._log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )

@@ -6,7 +6,7 @@ Run: ``.venv/bin/python bench/gateway_overhead.py [--latency-requests N] [--thro
 
 The upstream is ``bench/_fake_upstream.py`` (its own process): it answers at once (or after
 ``--delay`` seconds) with a fixed 1024x1024 PNG as ``b64_json``. retouch (``retouch serve``,
-its own process) declares it in a models file as ``openai_compatible`` models
+its own process; ``--workers N`` for more) declares it in a models file as ``openai_compatible`` models
 ``bench/upstream`` and ``bench/upstream-slow``. Every request is the same JSON edit,
 ``{model, prompt, image_urls: [a 64x64 data-URL PNG], response_format: "b64_json"}``, sent
 to retouch or straight to the fake. Before timing, one answer each way is decoded and
@@ -273,9 +273,16 @@ async def burst(side: RawSide, n: int) -> tuple[float, dict, list[float]]:
     return wall, statuses, [elapsed for elapsed, _ in results]
 
 
-def cpu_seconds(proc: psutil.Process) -> float:
-    times = proc.cpu_times()
-    return times.user + times.system
+def cpu_seconds(proc: psutil.Process, *, with_children: bool = False) -> float:
+    """CPU seconds of ``proc`` (and of its children: ``--workers`` processes)."""
+    total = 0.0
+    for each in [proc, *(proc.children(recursive=True) if with_children else [])]:
+        try:
+            times = each.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
 
 
 def pct(values: list[float], q: float) -> float:
@@ -331,10 +338,10 @@ async def measure(args, server: RetouchServer, fast: FakeUpstream, slow: FakeUps
         cap = args.seconds / args.rounds
         for _ in range(args.rounds):
             for name, side in sides.items():
-                s0, c0 = cpu_seconds(server_proc), cpu_seconds(me)
+                s0, c0 = cpu_seconds(server_proc, with_children=True), cpu_seconds(me)
                 n, elapsed, lats, codes = await run_concurrent(side, per_round, CONCURRENCY, cap)
                 if name == "retouch":
-                    cpu["server"] += cpu_seconds(server_proc) - s0
+                    cpu["server"] += cpu_seconds(server_proc, with_children=True) - s0
                 cpu[f"client_{name}"] += cpu_seconds(me) - c0
                 totals[name][0] += n
                 totals[name][1] += elapsed
@@ -346,9 +353,9 @@ async def measure(args, server: RetouchServer, fast: FakeUpstream, slow: FakeUps
             await burst(side, min(args.burst, 32))
         idle_rss = process_tree_rss(server_proc)
         with RssSampler(server_proc) as sampler:
-            s0 = cpu_seconds(server_proc)
+            s0 = cpu_seconds(server_proc, with_children=True)
             wall, statuses3, lats3 = await burst(slow_sides["retouch"], args.burst)
-            burst_cpu = cpu_seconds(server_proc) - s0
+            burst_cpu = cpu_seconds(server_proc, with_children=True) - s0
         direct_wall, direct_statuses3, direct_lats3 = await burst(slow_sides["direct"], args.burst)
     finally:
         for side in sides.values():
@@ -440,6 +447,8 @@ def main() -> int:
     parser.add_argument("--burst-image", choices=("photo", "flat"), default="flat",
                         help="the slow upstream's answer for goal 3")
     parser.add_argument("--warmup", type=int, default=16, help="untimed requests per side first")
+    parser.add_argument("--workers", type=int, default=1,
+                        help="retouch serve --workers (processes; default 1)")
     args = parser.parse_args()
 
     png = answer_png(args.image)
@@ -455,12 +464,14 @@ def main() -> int:
             print(f"upstream answer, goal{'s' if '-' in goal else ''} {goal}: {SIZE}x{SIZE} {kind} "
                   f"PNG ({len(data):,} B, {4 * ((len(data) + 2) // 3):,} B as base64)")
         print(f"request: JSON edit with a {INPUT_SIZE}x{INPUT_SIZE} PNG data URL ({len(small):,} B)")
+        print(f"retouch serve --workers {args.workers}")
         print(f"machine: {os.cpu_count()} cores, shared by retouch, the fake upstreams and this "
               "client; each server in its own process")
         with FakeUpstream(png_path) as fast, FakeUpstream(burst_path, delay=args.delay) as slow:
             models = tmp / "models.yaml"
             models.write_text(models_yaml(fast, slow), encoding="utf-8")
-            with RetouchServer(env={"RETOUCH_MODELS_FILE": str(models)}) as server:
+            with RetouchServer(env={"RETOUCH_MODELS_FILE": str(models)},
+                               serve_args=["--workers", str(args.workers)]) as server:
                 ok = asyncio.run(measure(args, server, fast, slow, png, input_url))
                 # the server's own warnings and errors, without its access log
                 notes = [line for line in server.log_tail(5000).splitlines()

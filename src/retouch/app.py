@@ -12,7 +12,7 @@ from retouch.api.errors import install_error_handlers
 from retouch.auth import StaticKeyAuthenticator
 from retouch.config import Settings
 from retouch.fetch import FetchPolicy, UrlFetcher
-from retouch.memory import TrimMemoryWhenIdle
+from retouch.memory import TrimMemoryWhenIdle, keep_large_blocks
 from retouch.providers.registry import ModelRegistry
 from retouch.service import EditService
 from retouch.storage import LocalStorage
@@ -40,6 +40,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
+        keep_large_blocks()  # in the serving process, whichever started it (workers too)
         yield
         await service.fetcher.aclose()
         for model in service.registry.models():

@@ -40,6 +40,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8080)
     serve.add_argument("--insecure-no-auth", action="store_true",
                        help="allow a non-loopback address without API keys")
+    serve.add_argument("--workers", type=int, default=1,
+                       help="server processes sharing the port (one per core suits a busy "
+                            "gateway); each keeps its own routing health")
     serve.set_defaults(run=run_serve)
     for name, helptext in (("edit", "edit images"), ("generate", "generate an image")):
         command = sub.add_parser(name, help=helptext)
@@ -62,15 +65,20 @@ def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from retouch.app import create_app
-    from retouch.memory import keep_large_blocks
 
     settings = Settings()
     problem = check_serve_safety(settings, args.host, args.insecure_no_auth)
     if problem:
         print(f"retouch: {problem}", file=sys.stderr)
         return 2
-    keep_large_blocks()
-    uvicorn.run(create_app(settings), host=args.host, port=args.port, proxy_headers=True)
+    if args.workers < 1:
+        print("retouch: --workers must be at least 1", file=sys.stderr)
+        return 2
+    if args.workers == 1:
+        uvicorn.run(create_app(settings), host=args.host, port=args.port, proxy_headers=True)
+    else:  # each worker process builds its own app from the same environment
+        uvicorn.run("retouch.app:create_app", factory=True, workers=args.workers,
+                    host=args.host, port=args.port, proxy_headers=True)
     return 0
 
 

@@ -17,7 +17,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from retouch.errors import RetouchError, UpstreamError, UpstreamTimeoutError
-from retouch.providers.connections import upstream_client
+from retouch.providers.connections import UpstreamClient
 from retouch.providers.hosted import CURRENT_ATTEMPT, Attempt, HostedEditModel
 from retouch.providers.router import retryable
 from tests.servers import serving
@@ -64,8 +64,11 @@ def closed_port() -> str:
 
 
 async def exchange(url: str, timeout: httpx.Timeout = TIMEOUT) -> httpx.Response:
-    async with upstream_client(10, timeout) as client:
-        return await client.post(url, json={"prompt": "x"})
+    client = UpstreamClient(10, timeout)
+    try:
+        return await client.send(client.build_request("POST", url, json={"prompt": "x"}))
+    finally:
+        await client.aclose()
 
 
 def test_a_refused_connection_is_a_connect_error_nothing_was_sent():
@@ -92,8 +95,12 @@ def test_large_answers_and_multipart_bodies_arrive_whole():
         return Response(part + blob, headers={"x-size": str(len(part))})
 
     async def upload(url: str) -> httpx.Response:
-        async with upstream_client(10, TIMEOUT) as client:
-            return await client.post(url, files={"file": ("a.bin", b"abc" * 1000, "image/png")})
+        client = UpstreamClient(10, TIMEOUT)
+        try:
+            request = client.build_request("POST", url, files={"file": ("a.bin", b"abc" * 1000, "image/png")})
+            return await client.send(request)
+        finally:
+            await client.aclose()
 
     with serving(Starlette(routes=[Route("/echo", echo, methods=["POST"])])) as url:
         answer = anyio.run(upload, url + "/echo")
@@ -129,3 +136,23 @@ def test_hosted_request_maps_them_onto_retouch_errors(behaviour, error, retry_sa
         exc, attempt = anyio.run(call, url)
     assert "probe" in exc.message and not attempt.accepted
     assert retryable(exc, attempt) is retry_safe
+
+
+def test_cookies_an_upstream_sets_are_never_sent_back():
+    seen: list[str] = []
+
+    async def jar(request: Request) -> Response:
+        seen.append(request.headers.get("cookie", ""))
+        return Response(b"ok", headers={"set-cookie": "session=someone-else; Path=/"})
+
+    async def twice(url: str) -> None:
+        client = UpstreamClient(10, TIMEOUT)
+        try:
+            for _ in range(2):
+                await client.send(client.build_request("GET", url))
+        finally:
+            await client.aclose()
+
+    with serving(Starlette(routes=[Route("/jar", jar)])) as url:
+        anyio.run(twice, url + "/jar")
+    assert seen == ["", ""]

@@ -7,6 +7,7 @@ nothing more is spent on an answer nobody will read.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable
 from typing import TypeVar
 
@@ -28,24 +29,20 @@ class ClientDisconnected(RetouchError):
 
 async def unless_disconnected(request: Request, work: Awaitable[T]) -> T:
     """Await ``work``, cancelling it if the client disconnects first. Call only after
-    the request body has been read: from then on ``receive()`` only reports disconnects."""
-    outcome: list[T] = []
-    failure: list[Exception] = []
+    the request body has been read: from then on ``receive()`` only reports disconnects.
 
-    async def watch() -> None:
+    The watcher is a bare asyncio task cancelling a scope around ``work`` (no task group:
+    on a fast request its set-up was a tenth of the server's CPU)."""
+
+    async def watch(scope: anyio.CancelScope) -> None:
         while (await request.receive())["type"] != "http.disconnect":
             pass
-        group.cancel_scope.cancel()
+        scope.cancel()
 
-    async with anyio.create_task_group() as group:
-        group.start_soon(watch)  # the work runs in this task: one task more, not two
+    with anyio.CancelScope() as scope:
+        watcher = asyncio.get_running_loop().create_task(watch(scope))
         try:
-            outcome.append(await work)
-        except Exception as exc:  # re-raised below as itself, not inside an ExceptionGroup
-            failure.append(exc)
-        group.cancel_scope.cancel()
-    if failure:
-        raise failure[0]
-    if not outcome:
-        raise ClientDisconnected("The client closed the connection; the job was cancelled.")
-    return outcome[0]
+            return await work
+        finally:
+            watcher.cancel()
+    raise ClientDisconnected("The client closed the connection; the job was cancelled.")

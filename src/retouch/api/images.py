@@ -9,11 +9,11 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response, StreamingResponse
 
-from retouch.api.deps import authenticate, base_url, get_service
+from retouch.api.deps import authenticate, base_url, service_of
 from retouch.api.disconnect import unless_disconnected
 from retouch.api.requests import read_edit_request, read_generation_request
 from retouch.protocol import ImageParams, ImagesResponse
-from retouch.service import EditService, Served
+from retouch.service import Served
 
 router = APIRouter(dependencies=[Depends(authenticate)], tags=["images"])
 
@@ -31,22 +31,29 @@ _EDIT_DOC = {
 
 
 @router.post("/v1/images/edits", response_model=ImagesResponse, openapi_extra=_EDIT_DOC)
-async def create_edit(request: Request, service: EditService = Depends(get_service)):
+async def create_edit(request: Request):
     """Edit the first image as the prompt says, using the others as references."""
+    service = service_of(request)
     settings = service.settings
     edit = await read_edit_request(request, settings.max_request_bytes, settings.max_images)
     params = _as_b64_when_streaming(edit.params)
-    served = await unless_disconnected(request, service.edit(edit, base_url(request)))
+    served = await unless_disconnected(request, service.edit(edit, _url_base(request, params)))
     return _answer(served, params, "image_edit")
 
 
 @router.post("/v1/images/generations", response_model=ImagesResponse)
-async def create_generation(request: Request, service: EditService = Depends(get_service)):
+async def create_generation(request: Request):
     """Create images from a prompt alone."""
+    service = service_of(request)
     params = await read_generation_request(request, service.settings.max_request_bytes)
     params = _as_b64_when_streaming(params)
-    served = await unless_disconnected(request, service.generate(params, base_url(request)))
+    served = await unless_disconnected(request, service.generate(params, _url_base(request, params)))
     return _answer(served, params, "image_generation")
+
+
+def _url_base(request: Request, params: ImageParams) -> str:
+    # Only URL answers need it, and working it out is a noticeable part of a fast request.
+    return base_url(request) if params.delivery == "url" else ""
 
 
 def _as_b64_when_streaming(params: ImageParams) -> ImageParams:

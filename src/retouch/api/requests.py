@@ -11,16 +11,22 @@ Order: uploaded files first, then URLs, each in the order given.
 
 from __future__ import annotations
 
-import json
 import re
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 from starlette.requests import Request
 
 from retouch.errors import InvalidRequestError, PayloadTooLargeError
-from retouch.protocol import EditRequest, ImageParams, ImageSource, ImageUrl, UploadedImage
+from retouch.protocol import (
+    EditRequest,
+    ImageParams,
+    ImageSource,
+    ImageUrl,
+    UploadedImage,
+)
 
 _IMAGE_FILE_FIELDS = ("image", "image[]", "images", "images[]")
 _URL_FIELDS = ("image_urls", "image_urls[]", "image_url")
@@ -68,8 +74,8 @@ async def read_json(request: Request, max_bytes: int) -> dict[str, Any]:
                                        "(RETOUCH_MAX_REQUEST_BYTES).")
         chunks.append(chunk)
     try:
-        body = json.loads(b"".join(chunks) or b"null")
-    except (ValueError, UnicodeDecodeError) as exc:
+        body = orjson.loads(b"".join(chunks) or b"null")
+    except orjson.JSONDecodeError as exc:
         raise InvalidRequestError(f"The body is not valid JSON ({exc}).", code="invalid_json") from exc
     if not isinstance(body, dict):
         raise InvalidRequestError("The JSON body must be an object.", code="invalid_json")

@@ -12,20 +12,57 @@ from __future__ import annotations
 
 import functools
 import ssl
+from typing import Any
 
 import aiohttp
 import httpx
+import orjson
 from httpx_aiohttp import AiohttpTransport
 
+from retouch import __version__
+
 KEEPALIVE_CONNECTIONS = 64
+DEFAULT_HEADERS = {"user-agent": f"retouch/{__version__}", "accept": "*/*"}
 
 
-def upstream_client(max_connections: int, timeout: httpx.Timeout) -> httpx.AsyncClient:
-    """A client for one provider, holding at most ``max_connections`` connections."""
-    limits = httpx.Limits(max_connections=max_connections,
-                          max_keepalive_connections=min(KEEPALIVE_CONNECTIONS, max_connections))
-    return httpx.AsyncClient(timeout=timeout, limits=limits,
-                             transport=PreciseAiohttpTransport(verify=tls_context(), limits=limits))
+class UpstreamClient:
+    """Sends ``httpx.Request``s to one provider and reads the whole answer.
+
+    Leaner than ``httpx.AsyncClient`` on purpose: no cookie jar (cookies one upstream sets
+    must not travel with another user's job), no redirects (retouch never follows them to
+    a provider), no auth hooks; a quarter of the CPU a gateway spends per job went there.
+    """
+
+    def __init__(self, max_connections: int, timeout: httpx.Timeout) -> None:
+        limits = httpx.Limits(max_connections=max_connections,
+                              max_keepalive_connections=min(KEEPALIVE_CONNECTIONS, max_connections))
+        self.transport = PreciseAiohttpTransport(verify=tls_context(), limits=limits)
+        self.timeout = timeout.as_dict()
+
+    def build_request(self, method: str, url: str, *, headers: dict[str, str] | None = None,
+                      json: Any = None, **kwargs: Any) -> httpx.Request:
+        """An ``httpx.Request`` (``json=``, ``files=``, ``data=``, ``params=``, …); JSON is
+        written by orjson, several times faster than httpx's json.dumps on megabytes of
+        base64."""
+        headers = {**DEFAULT_HEADERS, **(headers or {})}
+        if json is not None:
+            kwargs["content"] = orjson.dumps(json)
+            headers.setdefault("content-type", "application/json")
+        return httpx.Request(method, url, headers=headers, extensions={"timeout": self.timeout},
+                             **kwargs)
+
+    async def send(self, request: httpx.Request) -> httpx.Response:
+        """The answer to ``request``, its body read (httpx's exceptions on failure)."""
+        await request.aread()  # one buffer: a multipart body goes out in one write, not 20
+        response = await self.transport.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        return response
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
 
 
 class PreciseAiohttpTransport(AiohttpTransport):

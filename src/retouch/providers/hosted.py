@@ -40,7 +40,7 @@ from retouch.errors import (
 from retouch.fetch import FetchPolicy, UrlFetcher
 from retouch.inputs import sniff_format
 from retouch.providers.base import Availability, EditJob, EditModel
-from retouch.providers.connections import upstream_client
+from retouch.providers.connections import UpstreamClient
 from retouch.providers.registry import ConfigError
 from retouch.providers.transport import InputLinks, Payload, data_url
 
@@ -92,7 +92,7 @@ class HostedEditModel(EditModel):
         if self.image_transport not in ("auto", "inline"):
             raise ConfigError(f"{self.id}: image_transport {self.image_transport!r} is unknown; "
                               "choose auto or inline")
-        self._client: httpx.AsyncClient | None = None
+        self._client: UpstreamClient | None = None
         self._fetcher: UrlFetcher | None = None
 
     # -- keys ---------------------------------------------------------------------------
@@ -112,12 +112,12 @@ class HostedEditModel(EditModel):
 
     # -- HTTP ---------------------------------------------------------------------------
 
-    def client(self) -> httpx.AsyncClient:
+    def client(self) -> UpstreamClient:
         if self._client is None:
             # Image jobs hold a connection for a minute or more: httpx's default of 100
             # connections would queue the 101st job behind them (config: max_connections).
             limit = int(self.config.get("max_connections") or DEFAULT_MAX_CONNECTIONS)
-            self._client = upstream_client(limit, httpx.Timeout(self.timeout, connect=CONNECT_TIMEOUT_S))
+            self._client = UpstreamClient(limit, httpx.Timeout(self.timeout, connect=CONNECT_TIMEOUT_S))
         return self._client
 
     async def aclose(self) -> None:
@@ -131,9 +131,7 @@ class HostedEditModel(EditModel):
         through (``request`` maps them onto retouch's errors)."""
         target = url if url.startswith(("http://", "https://")) else self.api_base + url
         client = self.client()
-        request = client.build_request(method, target, **kwargs)
-        await request.aread()  # one buffer: a multipart body goes out in one write, not 20
-        return await client.send(request)
+        return await client.send(client.build_request(method, target, **kwargs))
 
     async def request(self, method: str, url: str, *, takes_job: bool = True,
                       **kwargs: Any) -> httpx.Response:
