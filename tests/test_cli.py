@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
+import time
 
+import httpx
 import numpy as np
+import psutil
 import pytest
 
 from retouch.cli import main
@@ -77,6 +81,42 @@ def test_serve_refuses_public_address_without_keys(tmp_path):
                          capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert run.returncode == 2
     assert "RETOUCH_API_KEYS" in run.stderr and "--insecure-no-auth" in run.stderr
+
+
+def test_serve_with_two_workers_runs_two_processes_that_answer_edits(tmp_path):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "retouch.cli", "serve", "--port", str(port),
+                               "--workers", "2"], cwd=tmp_path, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 60
+        while len(psutil.Process(server.pid).children()) < 2 or not _healthy(base):
+            assert server.poll() is None and time.monotonic() < deadline, "workers never came up"
+            time.sleep(0.2)
+        with httpx.Client(base_url=base, timeout=30) as client:
+            for _ in range(4):
+                answer = client.post("/v1/images/edits", data={"prompt": "grayscale"},
+                                     files={"image": ("a.png", png(gradient()), "image/png")})
+                assert answer.status_code == 200, answer.text
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def test_serve_refuses_zero_workers(tmp_path):
+    run = subprocess.run([sys.executable, "-m", "retouch.cli", "serve", "--workers", "0"],
+                         capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert run.returncode == 2 and "--workers" in run.stderr
+
+
+def _healthy(base: str) -> bool:
+    try:
+        return httpx.get(base + "/healthz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
 
 
 def test_bad_models_file_is_a_clear_message(tmp_path, monkeypatch, capsys):

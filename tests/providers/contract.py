@@ -173,7 +173,31 @@ class OpenAIStyleUpstream(Upstream):
 # -- queue providers: fal, Replicate, BFL ------------------------------------------------
 
 
-class FalUpstream(Upstream):
+class QueueUpstream(Upstream):
+    """A provider whose fake records ``submissions``, each with its JSON body (in
+    ``body_field``) and the ``images`` it read from it."""
+
+    body_field = "body"
+
+    def submissions(self) -> int:
+        return len(self.fake.submissions)
+
+    def received_images(self) -> list[bytes]:
+        return [image for submission in self.fake.submissions for image in submission.images]
+
+    def prompts(self) -> list[str]:
+        return [self._body(submission)["prompt"] for submission in self.fake.submissions]
+
+    def sent_references(self) -> list[str] | None:
+        # Inline images (data URLs; BFL's bare base64 is none) and links alike.
+        return [ref for submission in self.fake.submissions
+                for ref in references_in(self._body(submission))]
+
+    def _body(self, submission: Any) -> dict[str, Any]:
+        return getattr(submission, self.body_field)
+
+
+class FalUpstream(QueueUpstream):
     name, key_env, key, has_cancel = "fal", "FAL_KEY", "fal-key-contract-secret-5c1d", True
 
     def __init__(self) -> None:
@@ -213,17 +237,9 @@ class FalUpstream(Upstream):
     def hold(self) -> None:
         self.fake.states = ["IN_QUEUE"]
 
-    def submissions(self) -> int:
-        return len(self.fake.submissions)
 
-    def received_images(self) -> list[bytes]:
-        return [image for submission in self.fake.submissions for image in submission.images]
 
-    def prompts(self) -> list[str]:
-        return [submission.body["prompt"] for submission in self.fake.submissions]
 
-    def sent_references(self) -> list[str] | None:
-        return [ref for submission in self.fake.submissions for ref in references_in(submission.body)]
 
     def polls(self) -> int:
         return len(self.fake.status_queries)
@@ -232,9 +248,10 @@ class FalUpstream(Upstream):
         return list(self.fake.cancels)
 
 
-class ReplicateUpstream(Upstream):
+class ReplicateUpstream(QueueUpstream):
     name, key_env, key, has_cancel = "replicate", "REPLICATE_API_TOKEN", fake_replicate.TOKEN, True
 
+    body_field = "input"
     fake: fake_replicate.FakeReplicate
 
     @contextlib.contextmanager
@@ -273,17 +290,9 @@ class ReplicateUpstream(Upstream):
     def hold(self) -> None:
         self.fake.script.polls_until_done = 10**6
 
-    def submissions(self) -> int:
-        return len(self.fake.submissions)
 
-    def received_images(self) -> list[bytes]:
-        return [image for submission in self.fake.submissions for image in submission.images]
 
-    def prompts(self) -> list[str]:
-        return [submission.input["prompt"] for submission in self.fake.submissions]
 
-    def sent_references(self) -> list[str] | None:
-        return [ref for submission in self.fake.submissions for ref in references_in(submission.input)]
 
     def polls(self) -> int:
         return len(self.fake.polls)
@@ -292,7 +301,7 @@ class ReplicateUpstream(Upstream):
         return list(self.fake.cancels)
 
 
-class BflUpstream(Upstream):
+class BflUpstream(QueueUpstream):
     name, key_env, key = "bfl", "BFL_API_KEY", fake_bfl.KEY
 
     fake: fake_bfl.FakeBfl
@@ -330,18 +339,9 @@ class BflUpstream(Upstream):
     def slow(self, seconds: float) -> None:
         self.fake.script.submit_delay = seconds
 
-    def submissions(self) -> int:
-        return len(self.fake.submissions)
 
-    def received_images(self) -> list[bytes]:
-        return [image for submission in self.fake.submissions for image in submission.images]
 
-    def prompts(self) -> list[str]:
-        return [submission.body["prompt"] for submission in self.fake.submissions]
 
-    def sent_references(self) -> list[str] | None:
-        # BFL's inline form is bare base64, which is no reference: only links show here.
-        return [ref for submission in self.fake.submissions for ref in references_in(submission.body)]
 
 
 # -- synchronous JSON/multipart providers: Gemini, Stability ------------------------------
