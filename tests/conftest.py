@@ -9,6 +9,7 @@ import httpx
 import pytest
 
 from retouch.config import Settings
+from tests import backing
 from tests.servers import running_retouch
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -53,3 +54,28 @@ def server(settings) -> Iterator[str]:
 def client(server) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server, timeout=30) as http:
         yield http
+
+
+@pytest.fixture(scope="session")
+def postgres_base_url() -> Iterator[str]:
+    """One PostgreSQL server for the run (``postgresql://retouch@127.0.0.1:<port>``)."""
+    require(bool(backing.postgres_bin("initdb") and backing.postgres_bin("postgres")),
+            "PostgreSQL is not installed (apt-get install postgresql)")
+    with backing.postgres_server() as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_base_url) -> str:
+    """A fresh, empty database on that server, for one test."""
+    return backing.create_database(postgres_base_url)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """One Redis server for the run."""
+    import shutil
+
+    require(shutil.which("redis-server") is not None, "redis-server is not installed (apt-get install redis-server)")
+    with backing.redis_server() as url:
+        yield url

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import importlib
 import sys
 from pathlib import Path
 
@@ -32,9 +33,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+# Operational command groups, each a module with ``add_parser(subparsers)`` that sets
+# ``run`` on its parsers (``retouch keys …``, ``retouch storage …``, ``retouch doctor``).
+COMMAND_MODULES: tuple[str, ...] = ("retouch.commands.keys", "retouch.commands.storage", "retouch.commands.doctor")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="retouch", description="Self-hosted image-editing API.")
     sub = parser.add_subparsers(dest="command")
+    for module in COMMAND_MODULES:
+        importlib.import_module(module).add_parser(sub)
     serve = sub.add_parser("serve", help="run the HTTP server")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8080)
@@ -65,21 +73,44 @@ def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from retouch.app import create_app
+    from retouch.observability import logging_config, shared_across_workers
 
     settings = Settings()
     problem = check_serve_safety(settings, args.host, args.insecure_no_auth)
+    if problem and asyncio.run(_managed_keys_exist(settings)):
+        problem = None
     if problem:
         print(f"retouch: {problem}", file=sys.stderr)
         return 2
     if args.workers < 1:
         print("retouch: --workers must be at least 1", file=sys.stderr)
         return 2
-    if args.workers == 1:
-        uvicorn.run(create_app(settings), host=args.host, port=args.port, proxy_headers=True)
-    else:  # each worker process builds its own app from the same environment
-        uvicorn.run("retouch.app:create_app", factory=True, workers=args.workers,
-                    host=args.host, port=args.port, proxy_headers=True)
+    options = dict(host=args.host, port=args.port, proxy_headers=True,
+                   log_config=logging_config(settings.log_format, secrets=_secrets(settings)),
+                   timeout_graceful_shutdown=settings.shutdown_timeout or None)
+    with shared_across_workers(args.workers):
+        if args.workers == 1:
+            uvicorn.run(create_app(settings), **options)
+        else:  # each worker process builds its own app from the same environment
+            uvicorn.run("retouch.app:create_app", factory=True, workers=args.workers, **options)
     return 0
+
+
+def _secrets(settings: Settings) -> list[str]:
+    """Values no log line may show, whatever shape they have."""
+    return [*settings.api_key_list, settings.admin_key, settings.signing_key]
+
+
+async def _managed_keys_exist(settings: Settings) -> bool:
+    from retouch.db import Database
+    from retouch.db.keys import KeyStore
+
+    database = Database(settings.database)
+    try:
+        await database.upgrade()
+        return await KeyStore(database).any_created()
+    finally:
+        await database.aclose()
 
 
 def run_images(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MB = 1024 * 1024
@@ -33,6 +33,21 @@ class Settings(BaseSettings):
     models_file: Path | None = None
     default_model: str = "retouch/basic"
 
+    # Production backbone (all optional: the defaults need nothing running).
+    database_url: str = Field(default="", repr=False)  # default: SQLite at data_dir/retouch.db
+    redis_url: str = Field(default="", repr=False)  # shared limits, idempotency; default: in-process
+    admin_key: str = Field(default="", repr=False)  # enables the /admin API
+    storage: Literal["local", "s3"] = "local"
+    s3_bucket: str = ""
+    s3_prefix: str = ""
+    s3_region: str = ""
+    s3_endpoint_url: str = ""  # MinIO, R2, moto, …
+    s3_public_url: str = ""  # public base of the bucket; default: presigned URLs
+    url_ttl: float = Field(default=0.0, ge=0)  # >0: output URLs signed and valid this many seconds
+    retention: str = "7d"  # outputs older than this are deleted ("0" keeps them forever)
+    log_format: Literal["text", "json"] = "text"
+    shutdown_timeout: float = Field(default=30.0, ge=0)
+
     allow_private_urls: bool = False
     allowed_hosts: str = ""
     max_fetch_bytes: int = 20 * MB
@@ -47,6 +62,12 @@ class Settings(BaseSettings):
     max_prompt_chars: int = 32_000
     engine_threads: int = 0
 
+    @field_validator("retention")
+    @classmethod
+    def _valid_retention(cls, value: str) -> str:
+        parse_duration(value)
+        return value
+
     @property
     def api_key_list(self) -> list[str]:
         return _split(self.api_keys)
@@ -60,11 +81,43 @@ class Settings(BaseSettings):
         return self.data_dir / "files"
 
     @property
+    def database(self) -> str:
+        """The SQLAlchemy async URL: ``RETOUCH_DATABASE_URL`` or SQLite in the data dir.
+        ``postgresql://`` URLs are given the asyncpg driver."""
+        url = self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'retouch.db').resolve()}"
+        for plain in ("postgresql://", "postgres://"):
+            if url.startswith(plain):
+                return "postgresql+asyncpg://" + url[len(plain):]
+        return url
+
+    @property
+    def retention_seconds(self) -> float:
+        """``retention`` as seconds: a number, or a number with s, m, h or d; 0 = forever."""
+        return parse_duration(self.retention)
+
+    @property
     def lends_input_links(self) -> bool:
         """Whether input images may go to providers as signed links to our storage."""
         if self.input_links == "never" or not self.public_url:
             return False
         return self.input_links == "always" or is_internet_url(self.public_url)
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """``"90"``, ``"15m"``, ``"24h"``, ``"7d"`` → seconds; ValueError otherwise."""
+    value = text.strip().lower()
+    unit = _UNITS.get(value[-1:], None)
+    number = value[:-1] if unit else value
+    try:
+        seconds = float(number) * (unit or 1)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a duration; write e.g. 3600, 90m, 24h or 7d") from None
+    if seconds < 0:
+        raise ValueError(f"{text!r} is negative")
+    return seconds
 
 
 def _split(value: str) -> list[str]:
@@ -99,7 +152,8 @@ def check_serve_safety(settings: Settings, host: str, insecure_no_auth: bool) ->
         return None
     return (
         f"refusing to listen on {host} without API keys: anyone who can reach this "
-        "address could use it. Set RETOUCH_API_KEYS=key1,key2 (clients send "
+        "address could use it. Create one with `retouch keys create --name NAME`, or set "
+        "RETOUCH_API_KEYS=key1,key2 (clients send "
         "'Authorization: Bearer <key>'), or pass --insecure-no-auth if a proxy in "
         "front already authenticates."
     )

@@ -5,8 +5,10 @@
     │   ├── InvalidImageError        400  invalid_request_error, code invalid_image
     │   └── ContentPolicyError       400  invalid_request_error, code content_policy_violation
     ├── AuthenticationError          401  invalid_request_error, code invalid_api_key
+    ├── InsufficientBalanceError     402  insufficient_quota, code insufficient_balance
     ├── PermissionDeniedError        403  invalid_request_error, code permission_denied
     ├── ModelNotFoundError           404  invalid_request_error, code model_not_found
+    ├── ConflictError                409  invalid_request_error, code conflict
     ├── PayloadTooLargeError         413  invalid_request_error
     ├── UnsupportedInstructionError  422  invalid_request_error, code unsupported_instruction
     ├── RateLimitError               429  rate_limit_error (with retry-after when known)
@@ -78,6 +80,19 @@ class AuthenticationError(RetouchError):
     code = "invalid_api_key"
 
 
+class InsufficientBalanceError(RetouchError):
+    """A spending cap is reached (Siraya answers 402 "insufficient balance"); retrying
+    cannot help until the cap is raised or the period ends."""
+
+    status = 402
+    type = "insufficient_quota"
+    code = "insufficient_balance"
+
+    def __init__(self, message: str, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.headers.setdefault("x-should-retry", "false")
+
+
 class PermissionDeniedError(RetouchError):
     status = 403
     type = "invalid_request_error"
@@ -88,6 +103,14 @@ class ModelNotFoundError(RetouchError):
     status = 404
     type = "invalid_request_error"
     code = "model_not_found"
+
+
+class ConflictError(RetouchError):
+    """The request collides with another one (an idempotency key reused, say)."""
+
+    status = 409
+    type = "invalid_request_error"
+    code = "conflict"
 
 
 class PayloadTooLargeError(RetouchError):

@@ -17,6 +17,7 @@ import anyio
 import numpy as np
 from PIL import Image
 
+from retouch.auth.keys import ANONYMOUS, Principal
 from retouch.config import Settings
 from retouch.engine.codecs import CONTENT_TYPES, encode, flatten_alpha
 from retouch.errors import InvalidRequestError, ModelUnavailableError
@@ -41,6 +42,7 @@ class Served:
     model: str
     dropped_params: list[str]
     cost_usd: float | None
+    upstream_ms: float | None = None  # time spent in the backend that served
 
 
 @dataclass
@@ -70,11 +72,11 @@ class EditService:
         self._threads = settings.engine_threads or os.cpu_count() or 1
         self._encoders: anyio.CapacityLimiter | None = None  # made inside the event loop
 
-    async def edit(self, request: EditRequest, base_url: str) -> Served:
+    async def edit(self, request: EditRequest, base_url: str, principal: Principal = ANONYMOUS) -> Served:
         """Edit ``request.images`` (the first is the one edited) as the prompt says."""
         params = request.params
         model = self.prepare(params, editing=True, image_count=len(request.images),
-                             has_mask=request.mask is not None)
+                             has_mask=request.mask is not None, principal=principal)
         options = model.parse_options(params.options)
         images = await load_inputs(request.images, fetcher=self.fetcher, limits=self.limits)
         mask = await self._load_mask(request, images)
@@ -87,16 +89,19 @@ class EditService:
                 await job.links.close()
         return await self.serve(model, result, params, base_url)
 
-    async def generate(self, params: ImageParams, base_url: str) -> Served:
+    async def generate(self, params: ImageParams, base_url: str, principal: Principal = ANONYMOUS) -> Served:
         """Create images from the prompt alone."""
-        model = self.prepare(params, editing=False, image_count=0, has_mask=False)
+        model = self.prepare(params, editing=False, image_count=0, has_mask=False, principal=principal)
         options = model.parse_options(params.options)
         result = await model.edit(self._job(params, [], None, options))
         return await self.serve(model, result, params, base_url)
 
-    def prepare(self, params: ImageParams, *, editing: bool, image_count: int, has_mask: bool) -> EditModel:
-        """Resolve the model and reject what it cannot do, before any work is done."""
+    def prepare(self, params: ImageParams, *, editing: bool, image_count: int, has_mask: bool,
+                principal: Principal = ANONYMOUS) -> EditModel:
+        """Resolve the model and reject what it cannot do (or the caller may not use),
+        before any work is done."""
         model = self.registry.resolve(params.model)
+        principal.check_model(model.id, model.aliases)
         availability = model.availability()
         if not availability.available:
             raise ModelUnavailableError(
@@ -125,7 +130,7 @@ class EditService:
     def _input_links(self) -> InputLinks | None:
         if not self.settings.lends_input_links:
             return None
-        return InputLinks(self.storage, self.signer, self.settings.public_url,
+        return InputLinks(self.storage, self.settings.public_url,
                           self.settings.input_link_ttl)
 
     def _job(self, params: ImageParams, images, mask, options) -> EditJob:
@@ -148,6 +153,7 @@ class EditService:
             model=result.extra.get("served_by", model.id),
             dropped_params=dropped,
             cost_usd=None if price is None else price * len(result.images),
+            upstream_ms=result.extra.get("upstream_ms"),
         )
 
     async def respond(self, result: EditResult, params: ImageParams, base_url: str) -> ImagesResponse:
@@ -183,8 +189,8 @@ class EditService:
         if inline:
             return Delivered(data=data, b64_json=b64)
         stored = await self.storage.put(data, CONTENT_TYPES[params.encoding])
-        public = (self.settings.public_url or base_url).rstrip("/")
-        return Delivered(data=data, url=public + self.storage.url_path(stored.name))
+        public = self.settings.public_url or base_url
+        return Delivered(data=data, url=await self.storage.url_for(stored.name, base_url=public))
 
 
 def passes_through(output: OutputImage, params: ImageParams) -> bool:

@@ -86,9 +86,8 @@ def lent(make_settings):
     """A running retouch and an InputLinks lending through it, sharing its storage and key."""
     settings = make_settings()
     with running_retouch(settings) as url:
-        storage = LocalStorage(settings.files_dir)
-        signer = UrlSigner(load_secret("", settings.data_dir))
-        yield url, storage, InputLinks(storage, signer, url, ttl_s=60)
+        storage = LocalStorage(settings.files_dir, signer=UrlSigner(load_secret("", settings.data_dir)))
+        yield url, storage, InputLinks(storage, url, ttl_s=60)
 
 
 def test_a_lent_input_is_served_through_its_link_and_gone_after_close(lent):
@@ -129,6 +128,6 @@ def test_a_tampered_link_is_403_in_the_error_envelope(lent, tamper):
 
 def test_an_expired_link_is_403(lent):
     url, storage, _ = lent
-    expired = InputLinks(storage, UrlSigner(load_secret("", storage.root.parent)), url, ttl_s=-1)
+    expired = InputLinks(storage, url, ttl_s=-1)
     link = anyio.run(expired.link, Payload(png(gradient(8, 8)), "image/png"))
     assert httpx.get(link).status_code == 403

@@ -1,16 +1,21 @@
-"""The contract every storage backend keeps (local today; S3 joins the same suite)."""
+"""The contract every storage backend keeps: one suite over local files and S3 (a moto
+server speaking the S3 protocol over HTTP)."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from retouch.storage import LocalStorage
-from retouch.storage.base import is_valid_name
+from retouch.storage import LocalStorage, StorageUnavailableError, build_storage
+from retouch.storage.base import INPUTS, OUTPUTS, is_valid_name
 
 
-@pytest.fixture(params=["local"])
-def storage(request, tmp_path):
-    return LocalStorage(tmp_path / "files")
+@pytest.fixture(params=["local", "s3"])
+def storage(request, make_settings):
+    if request.param == "s3":
+        return build_storage(request.getfixturevalue("make_s3_settings")())
+    return build_storage(make_settings())
 
 
 @pytest.mark.anyio
@@ -42,6 +47,7 @@ async def test_delete(storage):
     stored = await storage.put(b"data", "image/jpeg")
     assert await storage.delete(stored.name) is True
     assert await storage.get(stored.name) is None
+    assert await storage.delete(stored.name) is False
 
 
 @pytest.mark.anyio
@@ -75,3 +81,50 @@ async def test_areas_are_kept_apart(storage):
 async def test_unknown_area_is_refused(storage):
     with pytest.raises(ValueError):
         await storage.put(b"x", "image/png", area="../elsewhere")
+    with pytest.raises(ValueError):
+        await storage.list_older_than("../elsewhere", time.time())
+
+
+@pytest.mark.anyio
+async def test_listing_by_age_sees_each_area_alone(storage):
+    assert await storage.list_older_than(INPUTS, time.time() + 60) == []  # nothing stored yet
+    output = await storage.put(b"out", "image/png")
+    lent = await storage.put(b"in", "image/webp", area=INPUTS)
+    later, earlier = time.time() + 60, time.time() - 60
+    assert await storage.list_older_than(OUTPUTS, later) == [output.name]
+    assert await storage.list_older_than(INPUTS, later) == [lent.name]
+    assert await storage.list_older_than(OUTPUTS, earlier) == []
+    assert await storage.list_older_than(INPUTS, earlier) == []
+
+
+@pytest.mark.anyio
+async def test_deleted_files_leave_the_listing(storage):
+    kept = await storage.put(b"a", "image/png")
+    gone = await storage.put(b"b", "image/png")
+    await storage.delete(gone.name)
+    assert await storage.list_older_than(OUTPUTS, time.time() + 60) == [kept.name]
+
+
+@pytest.mark.anyio
+async def test_usable_storage_passes_its_check(storage):
+    await storage.check()
+
+
+@pytest.mark.anyio
+async def test_output_and_lent_urls_name_the_file(storage):
+    stored = await storage.put(b"x", "image/png")
+    lent = await storage.put(b"y", "image/png", area=INPUTS)
+    output_url = await storage.url_for(stored.name, base_url="https://retouch.example")
+    lent_url = await storage.lend_url(lent.name, base_url="https://retouch.example", ttl_s=60)
+    assert stored.name in output_url and lent.name in lent_url
+    assert f"{INPUTS}/{lent.name}" in lent_url and "inputs" not in output_url
+
+
+@pytest.mark.anyio
+async def test_an_unusable_local_directory_fails_its_check_with_the_fix(tmp_path):
+    storage = LocalStorage(tmp_path / "files")
+    (tmp_path / "files").rmdir()
+    (tmp_path / "files").write_bytes(b"a file where the directory should be")
+    with pytest.raises(StorageUnavailableError) as caught:
+        await storage.check()
+    assert str(tmp_path / "files") in caught.value.message and "RETOUCH_DATA_DIR" in caught.value.message

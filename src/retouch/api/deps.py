@@ -23,7 +23,7 @@ async def get_service(request: Request) -> EditService:
 
 async def authenticate(request: Request) -> Principal:
     """Raises ``AuthenticationError`` (401) unless the request carries a valid key."""
-    return request.app.state.authenticator.authenticate(request.headers.get("authorization"))
+    return await request.app.state.authenticator.authenticate(request.headers.get("authorization"))
 
 
 def base_url(request: Request) -> str:

@@ -10,6 +10,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from retouch.errors import InvalidRequestError, RetouchError
+from retouch.observability.logs import REQUEST_ID_HEADER, current_request_id
 
 log = logging.getLogger("retouch.api")
 
@@ -40,7 +41,12 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
-    return render(RetouchError("The server hit an internal error; it has been logged."))
+    # Starlette answers these outside user middleware: echo the request id here.
+    request_id = current_request_id()
+    answer = render(RetouchError("The server hit an internal error; it has been logged."))
+    if request_id:
+        answer.headers[REQUEST_ID_HEADER] = request_id
+    return answer
 
 
 def install_error_handlers(app: FastAPI) -> None:

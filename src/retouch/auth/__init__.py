@@ -1,5 +1,5 @@
-"""Who may call the API: API keys (static for now), checked in constant time."""
+"""Who may call the API: static and managed API keys, checked by digest."""
 
-from retouch.auth.keys import Principal, StaticKeyAuthenticator
+from retouch.auth.keys import KeyAuthenticator, Principal, StaticKeyAuthenticator
 
-__all__ = ["Principal", "StaticKeyAuthenticator"]
+__all__ = ["KeyAuthenticator", "Principal", "StaticKeyAuthenticator"]

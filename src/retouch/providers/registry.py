@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from retouch.errors import ModelNotFoundError
+from retouch.errors import InvalidRequestError, ModelNotFoundError
 from retouch.providers.base import EditModel
 
 BUILTIN_PROVIDERS = {
@@ -73,6 +73,18 @@ class ModelRegistry:
                 param="model",
             )
         return model
+
+    def canonical_ids(self, names: list[str] | None, *, param: str = "models") -> list[str] | None:
+        """The catalogue ids behind ``names`` (ids or aliases), for a key's allowed models;
+        None for none (every model). A 400 naming an unknown one."""
+        if not names:
+            return None
+        unknown = [name for name in names if name not in self._by_name]
+        if unknown:
+            raise InvalidRequestError(
+                f"No model is called {', '.join(map(repr, unknown))}. Known ids: "
+                f"{', '.join(m.id for m in self._models)}.", param=param, code="model_not_found")
+        return list(dict.fromkeys(self._by_name[name].id for name in names))
 
     def models(self) -> list[EditModel]:
         return list(self._models)

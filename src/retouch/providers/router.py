@@ -327,6 +327,7 @@ class RoutedEditModel(EditModel):
                 started = self.clock()
                 result = await deployment.model.edit(self._job_for(deployment, job))
                 deployment.succeeded(self.clock() - started)
+                result.extra["upstream_ms"] = 1e3 * (self.clock() - started)
         except RetouchError as exc:
             safe = retryable(exc, attempt)
             if safe or (attempt.accepted and exc.status >= 500):

@@ -19,7 +19,6 @@ import anyio
 from retouch.engine.codecs import encode
 from retouch.inputs import InputImage
 from retouch.storage.base import INPUTS, Storage
-from retouch.storage.signing import UrlSigner
 
 log = logging.getLogger("retouch.providers.transport")
 
@@ -52,15 +51,15 @@ def bare_base64(payload: Payload) -> str:
 
 
 class InputLinks:
-    """Lends one job's input images to providers as signed links to our own storage.
+    """Lends one job's input images to providers through links to our own storage.
 
     ``link`` stores a payload in the storage's ``inputs`` area and returns an absolute
-    URL valid for ``ttl_s`` seconds; ``close`` deletes everything this job lent.
+    URL valid for ``ttl_s`` seconds (signed by retouch below ``public_url``, or presigned
+    by the bucket); ``close`` deletes everything this job lent.
     """
 
-    def __init__(self, storage: Storage, signer: UrlSigner, public_url: str, ttl_s: float) -> None:
+    def __init__(self, storage: Storage, public_url: str, ttl_s: float) -> None:
         self.storage = storage
-        self.signer = signer
         self.public_url = public_url.rstrip("/")
         self.ttl_s = ttl_s
         self._names: list[str] = []
@@ -68,8 +67,7 @@ class InputLinks:
     async def link(self, payload: Payload) -> str:
         stored = await self.storage.put(payload.data, payload.content_type, area=INPUTS)
         self._names.append(stored.name)
-        path = self.storage.url_path(stored.name, area=INPUTS)
-        return self.public_url + self.signer.sign(path, self.ttl_s)
+        return await self.storage.lend_url(stored.name, base_url=self.public_url, ttl_s=self.ttl_s)
 
     async def close(self) -> None:
         """Delete the lent files, even while the job is being cancelled."""

@@ -7,6 +7,8 @@ import secrets
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 
+from retouch.errors import RetouchError
+
 # 24 random bytes = 192 bits: names nobody can guess or enumerate.
 _NAME_BYTES = 24
 _NAME = re.compile(r"^[A-Za-z0-9_-]{32}\.(png|jpeg|webp)$")
@@ -30,6 +32,19 @@ def is_valid_name(name: str) -> bool:
     return bool(_NAME.match(name))
 
 
+class StorageUnavailableError(RetouchError):
+    """Storage cannot be reached or used right now (503). ``check()`` raises it with the
+    cause and the fix; per-request failures carry a message safe to show a client."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "storage_unavailable"
+
+
+class StorageConfigError(ValueError):
+    """Storage settings that cannot work; raised when storage is built, never per request."""
+
+
 @dataclass(frozen=True)
 class StoredFile:
     name: str
@@ -38,7 +53,8 @@ class StoredFile:
 
 
 class Storage(ABC):
-    """Put, read and delete files by name, in one of ``AREAS`` (outputs by default).
+    """Put, read, list and delete files by name, in one of ``AREAS`` (outputs by default),
+    and say where clients and providers download them.
 
     Implementations must make a file visible under its final name only once it is
     complete (no partial files after a crash), must reject names that ``is_valid_name``
@@ -57,8 +73,31 @@ class Storage(ABC):
     async def delete(self, name: str, *, area: str = OUTPUTS) -> bool:
         """Remove the file; True when it existed."""
 
+    @abstractmethod
+    async def list_older_than(self, area: str, cutoff: float) -> list[str]:
+        """Names in ``area`` stored before ``cutoff`` (Unix seconds): what retention deletes."""
+
+    @abstractmethod
+    async def url_for(self, name: str, *, base_url: str) -> str:
+        """The URL a client downloads output ``name`` from. ``base_url`` is retouch's own
+        public base, for backends that serve through ``/files``."""
+
+    @abstractmethod
+    async def lend_url(self, name: str, *, base_url: str, ttl_s: float) -> str:
+        """A URL that serves input ``name`` to whoever holds it for ``ttl_s`` seconds."""
+
+    @abstractmethod
+    async def check(self) -> None:
+        """Return when storage is usable; otherwise raise ``StorageUnavailableError``
+        saying what is wrong and how to fix it (for ``retouch doctor`` and ``/readyz``)."""
+
+    async def discard_partial(self, cutoff: float) -> int:
+        """Remove what a crash left half-written (never under a final name) before
+        ``cutoff``; returns how many. Backends whose writes are atomic have none."""
+        return 0
+
     def url_path(self, name: str, *, area: str = OUTPUTS) -> str:
-        """The path, below the public base URL, that serves ``name``."""
+        """The path, below retouch's public base URL, that serves ``name``."""
         return f"/files/{name}" if area == OUTPUTS else f"/files/{area}/{name}"
 
 

@@ -1,0 +1,1 @@
+"""Operational subcommands of ``retouch`` (keys, database, storage, doctor)."""
