@@ -17,7 +17,12 @@ from retouch.db.keys import KeyStore
 from retouch.db.usage import UsageLog
 from retouch.fetch import FetchPolicy, UrlFetcher
 from retouch.memory import TrimMemoryWhenIdle, keep_large_blocks
-from retouch.observability import HttpMetricsMiddleware, Metrics, ReadinessChecks, RequestIdMiddleware
+from retouch.observability import (
+    HttpMetricsMiddleware,
+    Metrics,
+    ReadinessChecks,
+    RequestIdMiddleware,
+)
 from retouch.observability.readiness import ping_redis
 from retouch.providers.registry import ModelRegistry
 from retouch.service import EditService

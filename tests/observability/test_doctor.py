@@ -6,20 +6,12 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 
 from retouch.cli import main
 from tests.backing import free_port
-from tests.conftest import require
-from tests.storage.moto import (
-    CREDENTIALS,
-    REGION,
-    create_bucket,
-    moto_installed,
-    moto_server,
-)
+from tests.storage.moto import CREDENTIALS, REGION, create_bucket
 
 PROVIDER_KEYS = ("FAL_KEY", "OPENAI_API_KEY", "SIRAYA_API_KEY", "BFL_API_KEY", "GEMINI_API_KEY",
                  "STABILITY_API_KEY", "REPLICATE_API_TOKEN")
@@ -111,13 +103,6 @@ def test_unwritable_local_storage_is_a_problem(capsys, monkeypatch, tmp_path):
     monkeypatch.setenv("RETOUCH_DATA_DIR", str(blocker))
     code, out = doctor(capsys)
     assert code == 1 and "PROBLEM  storage: " in out and "RETOUCH_DATA_DIR" in out
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    require(moto_installed(), "moto's server is not installed (pip install 'moto[server]')")
-    with moto_server() as url:
-        yield url
 
 
 def test_s3_bucket_reachable_or_missing(capsys, monkeypatch, s3_endpoint):

@@ -24,7 +24,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from retouch.auth.keys import extract_key
 from retouch.config import parse_duration
 from retouch.db.keys import KeyRecord, KeyStore
-from retouch.errors import AuthenticationError, InvalidRequestError, PermissionDeniedError, RetouchError
+from retouch.errors import (
+    AuthenticationError,
+    InvalidRequestError,
+    PermissionDeniedError,
+    RetouchError,
+)
 from retouch.providers.registry import ModelRegistry
 
 

@@ -11,10 +11,10 @@ from fastapi.responses import Response, StreamingResponse
 
 from retouch.api.deps import authenticate, base_url, service_of
 from retouch.api.disconnect import unless_disconnected
+from retouch.api.requests import read_edit_request, read_generation_request
 from retouch.api.usage import recording
 from retouch.auth import Principal
 from retouch.db.usage import UsageEntry
-from retouch.api.requests import read_edit_request, read_generation_request
 from retouch.protocol import ImageParams, ImagesResponse
 from retouch.service import Served
 

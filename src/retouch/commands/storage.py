@@ -8,7 +8,12 @@ import asyncio
 import sys
 
 from retouch.config import Settings
-from retouch.storage import Storage, StorageConfigError, StorageUnavailableError, build_storage
+from retouch.storage import (
+    Storage,
+    StorageConfigError,
+    StorageUnavailableError,
+    build_storage,
+)
 from retouch.storage.base import INPUTS, OUTPUTS
 from retouch.storage.retention import Pruned, RetentionPolicy, prune
 
