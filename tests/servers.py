@@ -107,6 +107,7 @@ def retouch_serve(tmp_path: Path, env: dict[str, str] | None = None, *args: str)
     """Start ``retouch serve`` on a free port with ``env`` added to this environment, wait
     until it answers /healthz, and stop it (SIGTERM, then SIGKILL) on the way out."""
     port = free_port()
+    tmp_path.mkdir(parents=True, exist_ok=True)
     log = tmp_path / f"serve-{port}.log"
     environment = {**os.environ, "RETOUCH_DATA_DIR": str(tmp_path / "var"), **(env or {})}
     with log.open("wb") as sink:

@@ -11,11 +11,13 @@ from retouch import __version__
 from retouch.api import admin, files, health, images, metrics, models
 from retouch.api.errors import install_error_handlers
 from retouch.auth import KeyAuthenticator, StaticKeyAuthenticator
+from retouch.auth.limits import Quotas
 from retouch.config import Settings
 from retouch.db import Database
 from retouch.db.keys import KeyStore
 from retouch.db.usage import UsageLog
 from retouch.fetch import FetchPolicy, UrlFetcher
+from retouch.idempotency import IdempotencyStore
 from retouch.memory import TrimMemoryWhenIdle, keep_large_blocks
 from retouch.observability import (
     HttpMetricsMiddleware,
@@ -29,6 +31,10 @@ from retouch.service import EditService
 from retouch.storage import build_storage
 from retouch.storage.retention import RetentionPolicy, pruning_in_background
 from retouch.storage.signing import UrlSigner, load_secret
+from retouch.upkeep import every
+
+# Kept answers expire after a day; deleting them a little late costs nothing.
+IDEMPOTENCY_PRUNE_S = 600.0
 
 
 def build_service(settings: Settings) -> EditService:
@@ -50,25 +56,31 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or Settings()
     service = build_service(settings)
     database = Database(settings.database)
-    usage = UsageLog(database)
+    usage = UsageLog(database) if settings.usage_log else None
+    quotas = Quotas.from_settings(settings, usage)
+    idempotency = IdempotencyStore(database)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         keep_large_blocks()  # in the serving process, whichever started it (workers too)
         await database.upgrade()
         async with AsyncExitStack() as stack:
-            usage.start()
             stack.push_async_callback(_close_all, service)
             stack.push_async_callback(database.aclose)
-            stack.push_async_callback(usage.close)
+            stack.push_async_callback(quotas.aclose)
+            if usage is not None:
+                usage.start()
+                stack.push_async_callback(usage.close)
             await stack.enter_async_context(
                 pruning_in_background(service.storage, RetentionPolicy.from_settings(settings)))
+            await stack.enter_async_context(every(IDEMPOTENCY_PRUNE_S, idempotency.prune_expired))
             yield
 
     app = FastAPI(title="retouch", version=__version__, lifespan=lifespan,
                   description="Self-hosted, OpenAI-compatible image editing.")
     app.state.service = service
     app.state.database, app.state.usage = database, usage
+    app.state.quotas, app.state.idempotency = quotas, idempotency
     app.state.keys = KeyStore(database)
     app.state.authenticator = KeyAuthenticator(StaticKeyAuthenticator(settings.api_key_list), app.state.keys)
     app.state.metrics = Metrics(service.registry.models())

@@ -35,7 +35,7 @@ class Settings(BaseSettings):
 
     # Production backbone (all optional: the defaults need nothing running).
     database_url: str = Field(default="", repr=False)  # default: SQLite at data_dir/retouch.db
-    redis_url: str = Field(default="", repr=False)  # shared limits, idempotency; default: in-process
+    redis_url: str = Field(default="", repr=False)  # shared rate limits; default: in-process
     admin_key: str = Field(default="", repr=False)  # enables the /admin API
     storage: Literal["local", "s3"] = "local"
     s3_bucket: str = ""
@@ -45,6 +45,7 @@ class Settings(BaseSettings):
     s3_public_url: str = ""  # public base of the bucket; default: presigned URLs
     url_ttl: float = Field(default=0.0, ge=0)  # >0: output URLs signed and valid this many seconds
     retention: str = "7d"  # outputs older than this are deleted ("0" keeps them forever)
+    usage_log: bool = True  # one row per request; monthly budgets need it
     log_format: Literal["text", "json"] = "text"
     shutdown_timeout: float = Field(default=30.0, ge=0)
 

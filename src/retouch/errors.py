@@ -14,6 +14,7 @@
     ├── RateLimitError               429  rate_limit_error (with retry-after when known)
     ├── UpstreamError                502  upstream_error
     ├── ModelUnavailableError        503  service_unavailable, x-should-retry: false
+    ├── ServiceUnavailableError      503  service_unavailable (a dependency is away; retryable)
     └── UpstreamTimeoutError         504  upstream_error, code timeout
 
 Each error carries a public ``message`` (safe to show a user: it names the parameter,
@@ -145,6 +146,14 @@ class ModelUnavailableError(RetouchError):
     def __init__(self, message: str, **kwargs) -> None:
         super().__init__(message, **kwargs)
         self.headers.setdefault("x-should-retry", "false")
+
+
+class ServiceUnavailableError(RetouchError):
+    """Something retouch needs (Redis, the database, storage) does not answer right now."""
+
+    status = 503
+    type = "service_unavailable"
+    code = "service_unavailable"
 
 
 class UpstreamTimeoutError(RetouchError):

@@ -29,6 +29,7 @@ from retouch.errors import (
     InvalidRequestError,
     PermissionDeniedError,
     RetouchError,
+    ServiceUnavailableError,
 )
 from retouch.providers.registry import ModelRegistry
 
@@ -113,7 +114,11 @@ async def usage(request: Request, since: str = "30d", key: str | None = None) ->
     except ValueError as exc:
         raise InvalidRequestError(f"since: {exc}.", param="since") from None
     key_id = _found(await _keys(request).get(key), key).id if key is not None else None
-    rows = await request.app.state.usage.by_key(start, key_id)
+    log = request.app.state.usage
+    if log is None:
+        raise ServiceUnavailableError("The usage log is off on this server (RETOUCH_USAGE_LOG=false): "
+                                      "there is no usage to report.", code="usage_log_off")
+    rows = await log.by_key(start, key_id)
     return {"object": "list", "since": start.isoformat(), "data": [row.__dict__ for row in rows]}
 
 

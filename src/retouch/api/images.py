@@ -3,20 +3,21 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 
 import orjson
 from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response, StreamingResponse
+from fastapi.responses import Response
 
 from retouch.api.deps import authenticate, base_url, service_of
-from retouch.api.disconnect import unless_disconnected
+from retouch.api.guard import admit, serve_guarded
 from retouch.api.requests import read_edit_request, read_generation_request
 from retouch.api.usage import recording
 from retouch.auth import Principal
 from retouch.db.usage import UsageEntry
+from retouch.idempotency import fingerprint_edit, fingerprint_params
 from retouch.protocol import ImageParams, ImagesResponse
-from retouch.service import Served
+from retouch.service import EditService, Served
 
 router = APIRouter(tags=["images"])
 
@@ -39,11 +40,15 @@ async def create_edit(request: Request, principal: Principal = Depends(authentic
     service = service_of(request)
     settings = service.settings
     async with recording(request, principal, "edits") as entry:
+        rate_headers = await admit(request, principal)
         edit = await read_edit_request(request, settings.max_request_bytes, settings.max_images)
         params = _as_b64_when_streaming(edit.params)
         entry.model, entry.n = params.model or settings.default_model, params.n
-        work = service.edit(edit, _url_base(request, params), principal)
-        return _answer(await unless_disconnected(request, work), params, "image_edit", entry)
+        return await serve_guarded(
+            request, principal, entry, n=params.n, price_per_image=_price(service, params),
+            work=lambda: service.edit(edit, _url_base(request, params), principal),
+            answer=lambda served: _answer(served, params, "image_edit", entry),
+            fingerprint=lambda: fingerprint_edit(edit, "edits"), rate_headers=rate_headers)
 
 
 @router.post("/v1/images/generations", response_model=ImagesResponse)
@@ -51,11 +56,20 @@ async def create_generation(request: Request, principal: Principal = Depends(aut
     """Create images from a prompt alone."""
     service = service_of(request)
     async with recording(request, principal, "generations") as entry:
+        rate_headers = await admit(request, principal)
         params = await read_generation_request(request, service.settings.max_request_bytes)
         params = _as_b64_when_streaming(params)
         entry.model, entry.n = params.model or service.settings.default_model, params.n
-        work = service.generate(params, _url_base(request, params), principal)
-        return _answer(await unless_disconnected(request, work), params, "image_generation", entry)
+        return await serve_guarded(
+            request, principal, entry, n=params.n, price_per_image=_price(service, params),
+            work=lambda: service.generate(params, _url_base(request, params), principal),
+            answer=lambda served: _answer(served, params, "image_generation", entry),
+            fingerprint=lambda: fingerprint_params(params, "generations"), rate_headers=rate_headers)
+
+
+def _price(service: EditService, params: ImageParams) -> float | None:
+    """The list price of the model asked for (an unknown model is a 404 here already)."""
+    return service.registry.resolve(params.model).price_per_image
 
 
 def _url_base(request: Request, params: ImageParams) -> str:
@@ -70,18 +84,21 @@ def _as_b64_when_streaming(params: ImageParams) -> ImageParams:
     return params
 
 
-def _answer(served: Served, params: ImageParams, event_prefix: str, entry: UsageEntry):
+def _answer(served: Served, params: ImageParams, event_prefix: str, entry: UsageEntry) -> Response:
     headers = _headers(served)
     entry.served_by, entry.images_out = served.model, len(served.response.data)
     entry.cost_usd, entry.upstream_ms = served.cost_usd, served.upstream_ms
     if params.stream:
-        return StreamingResponse(_events(served.response, event_prefix), media_type="text/event-stream",
-                                 headers=headers)
-    # orjson writes a 0.5 MB base64 string in 0.05 ms, pydantic's encoder in 0.8 ms and
-    # JSONResponse's json.dumps in 1.7 ms: all of it on the event loop.
-    body = orjson.dumps(served.response.model_dump(exclude_none=True))
+        # The events are all known by now: one body, which an idempotent request can keep.
+        body = "".join(_events(served.response, event_prefix)).encode()
+        media_type = "text/event-stream"
+    else:
+        # orjson writes a 0.5 MB base64 string in 0.05 ms, pydantic's encoder in 0.8 ms and
+        # JSONResponse's json.dumps in 1.7 ms: all of it on the event loop.
+        body = orjson.dumps(served.response.model_dump(exclude_none=True))
+        media_type = "application/json"
     entry.bytes_out = len(body)
-    return Response(body, media_type="application/json", headers=headers)
+    return Response(body, media_type=media_type, headers=headers)
 
 
 def _headers(served: Served) -> dict[str, str]:
@@ -94,7 +111,7 @@ def _headers(served: Served) -> dict[str, str]:
     return headers
 
 
-async def _events(result: ImagesResponse, prefix: str) -> AsyncIterator[str]:
+def _events(result: ImagesResponse, prefix: str) -> Iterator[str]:
     """Server-sent events as OpenAI sends them: one ``*.completed`` event per image."""
     for item in result.data:
         event = {

@@ -234,8 +234,8 @@ async def check_storage(settings: Settings) -> list[Finding]:
 async def check_redis(settings: Settings) -> list[Finding]:
     """Redis answers PING when RETOUCH_REDIS_URL is set."""
     if not settings.redis_url:
-        return [Finding("redis", "not configured: rate limits and idempotency stay in this process "
-                                 "(set RETOUCH_REDIS_URL to share them between replicas)")]
+        return [Finding("redis", "not configured: rate limits stay in this process (set "
+                                 "RETOUCH_REDIS_URL to share them between replicas)")]
     shown = redact(settings.redis_url)
     try:
         await ping_redis(settings.redis_url)

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 
 import anyio
@@ -62,6 +63,10 @@ class UsageLog:
         self._queue: asyncio.Queue[UsageEntry] = asyncio.Queue(capacity)
         self._task: asyncio.Task | None = None
         self._unwritten: list[UsageEntry] = []  # taken from the queue, not yet in the database
+        # Cost per key of the rows this process recorded, and of those written since: budgets
+        # (auth/limits.py) add what the database does not have yet to what it has.
+        self._cost_recorded: Counter[int] = Counter()
+        self._cost_written: Counter[int] = Counter()
 
     def start(self) -> None:
         """Run the writer in the current event loop (the app's lifespan calls this)."""
@@ -71,6 +76,14 @@ class UsageLog:
     async def record(self, entry: UsageEntry) -> None:
         """Queue one row; waits only when the writer is far behind (back-pressure, not loss)."""
         await self._queue.put(entry)
+        if entry.key_id is not None and entry.cost_usd:
+            self._cost_recorded[entry.key_id] += entry.cost_usd
+
+    def cost_in_process(self, key_id: int) -> tuple[float, float]:
+        """The cost of the rows this process recorded for the key since it started, and the
+        part of it not yet in the database (queued, or being written)."""
+        recorded = self._cost_recorded[key_id]
+        return recorded, max(0.0, recorded - self._cost_written[key_id])
 
     async def flush(self, timeout: float = 10.0) -> None:
         """Return once every row recorded so far is in the database."""
@@ -136,3 +149,6 @@ class UsageLog:
         async with self.database.session() as session:
             await session.execute(insert(Usage), [asdict(row) for row in rows])
             await session.commit()
+            for row in rows:  # right after the commit, with no wait between
+                if row.key_id is not None and row.cost_usd:
+                    self._cost_written[row.key_id] += row.cost_usd
