@@ -13,7 +13,9 @@ For each database, two ``retouch serve`` processes on the same machine:
 Clients send tiny ``retouch/basic`` edits (a 64x64 PNG, ``grayscale``, base64 answer) at
 concurrency 8 from a separate process, so that the server's own cost dominates. Rounds
 alternate between off and on so that machine noise hits both alike.
-Goal: on ≥ 0.9 × off requests/s on both databases. Nothing here asserts on time.
+Goal: on ≥ 0.9 × off requests/s on both databases. Also printed: the retouch process's
+CPU per request on each side, which does not count what PostgreSQL and Redis (on the
+same cores here) spend. Nothing here asserts on time.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,16 +75,24 @@ def _load_in_child(url: str, key: str, seconds: float, out) -> None:
     out.send(asyncio.run(_load(url, key, seconds)))
 
 
-def measure(url: str, key: str, seconds: float) -> tuple[float, int]:
-    """Requests per second over ``seconds`` from a client process; and its errors."""
+def measure(url: str, key: str, server: psutil.Process, seconds: float) -> tuple[float, int, float]:
+    """Requests per second over ``seconds`` from a client process, its errors, and the
+    server process's CPU milliseconds per request."""
     receive, send = multiprocessing.Pipe(duplex=False)
     child = multiprocessing.Process(target=_load_in_child, args=(url, key, seconds, send))
+    cpu_before = _cpu(server)
     started = time.perf_counter()
     child.start()
     done, errors = receive.recv()
     elapsed = time.perf_counter() - started
+    cpu = _cpu(server) - cpu_before
     child.join()
-    return done / elapsed, errors
+    return done / elapsed, errors, 1e3 * cpu / max(1, done + errors)
+
+
+def _cpu(process: psutil.Process) -> float:
+    times = process.cpu_times()
+    return times.user + times.system
 
 
 def make_key(url: str, limits: dict) -> str:
@@ -97,24 +108,29 @@ def servers(env: dict[str, str]):
     base = {"RETOUCH_ADMIN_KEY": ADMIN_KEY, **env}
     with RetouchServer(env={**base, "RETOUCH_USAGE_LOG": "false"}) as off, \
             RetouchServer(env={**base, "RETOUCH_USAGE_LOG": "true"}) as on:
-        yield (off.url, make_key(off.url, {})), (on.url, make_key(on.url, LIMITS))
+        yield ((off.url, make_key(off.url, {}), off.process()),
+               (on.url, make_key(on.url, LIMITS), on.process()))
 
 
 def compare(name: str, env: dict[str, str], seconds: float, rounds: int) -> float:
     with servers(env) as (off, on):
         measure(*off, 1.0), measure(*on, 1.0)  # warm both up
-        rates = {"off": [], "on": []}
+        rates, cpu = {"off": [], "on": []}, {"off": [], "on": []}
         errors = 0
         for _ in range(rounds):
-            for label, (url, key) in (("off", off), ("on", on)):
-                rate, failed = measure(url, key, seconds)
+            for label, side in (("off", off), ("on", on)):
+                rate, failed, ms = measure(*side, seconds)
                 rates[label].append(rate)
+                cpu[label].append(ms)
                 errors += failed
     off_rate, on_rate = statistics.median(rates["off"]), statistics.median(rates["on"])
+    off_cpu, on_cpu = statistics.median(cpu["off"]), statistics.median(cpu["on"])
     ratio = on_rate / off_rate
     verdict = "PASS" if ratio >= RATIO_GOAL and errors == 0 else "FAIL"
-    print(f"{name:<26} off {off_rate:7.1f} req/s   on {on_rate:7.1f} req/s   "
-          f"on/off {ratio:.2f}  (goal ≥ {RATIO_GOAL}; {errors} errors)  {verdict}", flush=True)
+    print(f"{name:<28} off {off_rate:6.1f} req/s  on {on_rate:6.1f} req/s  on/off {ratio:.2f} "
+          f"(goal ≥ {RATIO_GOAL}; {errors} errors) {verdict}\n"
+          f"{'':<28} retouch CPU per request: off {off_cpu:.2f} ms, on {on_cpu:.2f} ms "
+          f"(+{on_cpu - off_cpu:.2f} ms; off/on {off_cpu / on_cpu:.2f})", flush=True)
     return ratio
 
 

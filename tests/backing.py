@@ -9,12 +9,13 @@ import contextlib
 import glob
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 POSTGRES_USER = "retouch"
@@ -58,8 +59,16 @@ def _wait_for_port(port: int, proc: subprocess.Popen, what: str, timeout: float 
 def postgres_server() -> Iterator[str]:
     """A throwaway PostgreSQL cluster (trust auth, no fsync); yields the base URL
     ``postgresql://retouch@127.0.0.1:<port>`` (append ``/<database>``)."""
-    initdb, postgres = postgres_bin("initdb"), postgres_bin("postgres")
-    if not initdb or not postgres:
+    with restartable_postgres() as (url, _restart):
+        yield url
+
+
+@contextlib.contextmanager
+def restartable_postgres() -> Iterator[tuple[str, Callable[[], contextlib.AbstractContextManager]]]:
+    """Like ``postgres_server``, and a ``stopped()`` context manager: the server is down
+    inside it and back (same port, same data) after it."""
+    initdb = postgres_bin("initdb")
+    if not initdb or not postgres_bin("postgres"):
         raise FileNotFoundError("PostgreSQL is not installed (Debian package: postgresql)")
     root = Path(tempfile.mkdtemp(prefix="retouch-pg-"))
     data, sockets = root / "data", root / "sockets"
@@ -71,21 +80,47 @@ def postgres_server() -> Iterator[str]:
                                       "-E", "UTF8", "--no-sync"]),
                    check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     port = free_port()
+    proc = [_start_postgres(data, sockets, port)]
+
+    @contextlib.contextmanager
+    def stopped() -> Iterator[None]:
+        _stop(proc[0], data, 15)
+        try:
+            yield
+        finally:
+            proc[0] = _start_postgres(data, sockets, port)
+
+    try:
+        yield f"postgresql://{POSTGRES_USER}@127.0.0.1:{port}", stopped
+    finally:
+        _stop(proc[0], data, 15)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _start_postgres(data: Path, sockets: Path, port: int) -> subprocess.Popen:
     proc = subprocess.Popen(_as_postgres_user([
-        postgres, "-D", str(data), "-p", str(port), "-k", str(sockets),
+        postgres_bin("postgres"), "-D", str(data), "-p", str(port), "-k", str(sockets),
         "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
         "-c", "full_page_writes=off", "-c", "max_connections=200"]),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         _wait_for_port(port, proc, "postgres")
-        yield f"postgresql://{POSTGRES_USER}@127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(15)
-        if proc.poll() is None:
-            proc.kill()
-        shutil.rmtree(root, ignore_errors=True)
+    except BaseException:
+        _stop(proc, data, 5)
+        raise
+    return proc
+
+
+def _stop(proc: subprocess.Popen, data: Path, timeout: float) -> None:
+    """Fast shutdown (clients are disconnected), sent to the postmaster itself: ``runuser``
+    in between does not pass signals on."""
+    with contextlib.suppress(FileNotFoundError, ValueError, ProcessLookupError, IndexError):
+        os.kill(int((data / "postmaster.pid").read_text().split()[0]), signal.SIGINT)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout)
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait(5)
 
 
 def create_database(base_url: str) -> str:

@@ -87,16 +87,17 @@ async def budget_key(store: KeyStore, budget: float) -> Principal:
 
 
 async def test_rpm_admits_exactly_n_then_429_with_headers(storage_uri, open_quotas):
-    quotas, caller = open_quotas(storage_uri), key(rpm=3)
+    quotas, caller = open_quotas(storage_uri, clock=lambda: at(2025, 5, 14, 12, 0, 10)), key(rpm=3)
     answers = [await quotas.admit(caller) for _ in range(3)]
     assert [a["x-ratelimit-remaining-requests"] for a in answers] == ["2", "1", "0"]
     assert {a["x-ratelimit-limit-requests"] for a in answers} == {"3"}
-    assert answers[0]["x-ratelimit-reset-requests"] in ("59s", "1m0s")
+    assert answers[0]["x-ratelimit-reset-requests"] == "50s"  # this minute's count rolls over
     with pytest.raises(RateLimitError) as refused:
         await quotas.admit(caller)
     error = refused.value
     assert error.status == 429
-    assert 55 <= int(error.headers["retry-after"]) <= 60
+    # The next minute starts in 50 s; 20 s into it, the three weigh 2 and one more fits.
+    assert error.headers["retry-after"] == "70"
     assert error.headers["x-ratelimit-remaining-requests"] == "0"
     assert error.headers["x-ratelimit-limit-requests"] == "3"
     assert "3 requests per minute" in error.message and "--rpm" in error.message
@@ -346,3 +347,21 @@ async def test_an_unknown_price_runs_only_while_budget_is_left(usage, open_quota
     (0.02, "20ms"), (0.9991, "1000ms"), (1, "1s"), (59.2, "1m0s"), (360, "6m0s"), (3723, "1h2m3s"), (0, "0s")])
 def test_durations_are_written_as_openai_does(seconds, written):
     assert duration_header(seconds) == written
+
+
+async def test_another_replicas_spend_shows_up_once_the_sum_is_read_again(usage, open_quotas):
+    log, store = usage
+    caller = await budget_key(store, 1.00)
+    other_replica = UsageLog(log.database)  # same database, another process's log
+    now = [0.0]
+    spend = UsageLogSpend(log, refresh_s=1.0, clock=lambda: now[0])
+    quotas = open_quotas(spend=spend)
+    await (await quotas.reserve(caller, images=1, price_per_image=0.10)).settle(1, 0.10)
+    await spend_row(log, caller, 0.10, dt.datetime.now(dt.UTC))  # that request's row
+    await spend_row(other_replica, caller, 0.85, dt.datetime.now(dt.UTC))
+    await other_replica.flush()
+    await quotas.reserve(caller, images=1, price_per_image=0.10)  # the sum read at 0 s is still used
+    now[0] = 1.0
+    with pytest.raises(InsufficientBalanceError) as refused:
+        await quotas.reserve(caller, images=1, price_per_image=0.10)
+    assert "$1.05 spent" in refused.value.message  # 0.85 there + 0.10 settled + 0.10 running here

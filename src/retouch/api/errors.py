@@ -9,7 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from retouch.errors import InvalidRequestError, RetouchError
+from retouch.errors import InvalidRequestError, RetouchError, ServiceUnavailableError
 from retouch.observability.logs import REQUEST_ID_HEADER, current_request_id
 
 log = logging.getLogger("retouch.api")
@@ -40,13 +40,29 @@ async def _validation_error(request: Request, exc: RequestValidationError) -> JS
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    if _database_away(exc):
+        log.warning("database unavailable on %s %s: %s", request.method, request.url.path, exc)
+        error: RetouchError = ServiceUnavailableError(
+            "The database does not answer right now; try again shortly.", code="database_unavailable")
+    else:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        error = RetouchError("The server hit an internal error; it has been logged.")
     # Starlette answers these outside user middleware: echo the request id here.
     request_id = current_request_id()
-    answer = render(RetouchError("The server hit an internal error; it has been logged."))
+    answer = render(error)
     if request_id:
         answer.headers[REQUEST_ID_HEADER] = request_id
     return answer
+
+
+def _database_away(exc: Exception) -> bool:
+    """A lost or refused database connection (a restart, a failover): worth a retry, which
+    the openai clients make on a 503. The pool has dropped the broken connections by now."""
+    from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+    if isinstance(exc, DBAPIError) and (exc.connection_invalidated or isinstance(exc, OperationalError | InterfaceError)):
+        return True
+    return isinstance(exc, ConnectionError | TimeoutError) or type(exc).__module__.startswith("asyncpg")
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -3,8 +3,9 @@
 A managed key (``Principal.record``) may carry three limits; static keys and anonymous
 callers carry none, and a limit that is None costs nothing (no storage round trip):
 
-- ``rpm``: requests per minute, a moving window (exactly N in any 60 s), counted by
-  ``Quotas.admit`` with the ``limits`` library. Over it: 429 with ``retry-after``.
+- ``rpm``: requests per minute, a sliding window counter (``auth/window.py``: exactly N
+  for a burst, one storage round trip a request), counted by ``Quotas.admit``. Over it:
+  429 with ``retry-after``.
 - ``images_per_day``: images per calendar day (UTC), taken by ``Quotas.reserve`` before a
   model runs and partly given back by ``Reservation.settle`` (a failed request costs no
   quota). Over it: 429, ``retry-after`` at the next midnight UTC.
@@ -30,6 +31,7 @@ several replicas a budget can be overrun by what runs at once on the others.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import datetime as dt
 import logging
@@ -37,14 +39,14 @@ import math
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Protocol
 from urllib.parse import urlsplit
 
-from limits import RateLimitItemPerMinute
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
 
 from retouch.auth.keys import Principal
+from retouch.auth.window import SlidingMinute
 from retouch.db.keys import KeyRecord
 from retouch.errors import (
     InsufficientBalanceError,
@@ -68,19 +70,57 @@ class SpendSource(Protocol):
     async def spent_this_month(self, key_id: int, since: dt.datetime) -> float: ...
 
 
+@dataclass
+class _Sum:
+    """The database's sum for one key and month, and this process's recorded cost then."""
+
+    spent: float
+    recorded: float
+    taken_at: float
+
+
 class UsageLogSpend:
     """Spend from the usage log: the database's sum since ``since``, plus the rows this
-    process recorded that are not written yet."""
+    process recorded that are not written yet.
 
-    def __init__(self, usage_log) -> None:
+    The sum is read from the database at most every ``refresh_s`` seconds per key; in
+    between, what this process records is added to it. Other replicas' spend therefore
+    shows up within ``refresh_s`` (plus the log's batching), and a busy key costs one
+    query a second, not one per request."""
+
+    def __init__(self, usage_log, *, refresh_s: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.usage_log = usage_log
+        self.refresh_s = refresh_s
+        self._clock = clock
+        self._sums: dict[tuple[int, dt.datetime], _Sum] = {}
+        self._reading: dict[tuple[int, dt.datetime], asyncio.Lock] = {}
 
     async def spent_this_month(self, key_id: int, since: dt.datetime) -> float:
-        recorded_before, unwritten = self.usage_log.cost_in_process(key_id)
-        written = sum(row.spend_usd for row in await self.usage_log.by_key(since, key_id))
-        recorded_after, _ = self.usage_log.cost_in_process(key_id)
-        # A row written while the sum ran is counted twice, and one recorded meanwhile once.
-        return written + unwritten + (recorded_after - recorded_before)
+        known = self._sums.get((key_id, since))
+        if known is None or self._clock() - known.taken_at >= self.refresh_s:
+            known = await self._read(key_id, since)
+        recorded, _ = self.usage_log.cost_in_process(key_id)
+        return known.spent + (recorded - known.recorded)
+
+    async def _read(self, key_id: int, since: dt.datetime) -> _Sum:
+        """The database's sum, read once however many requests ask at the same moment."""
+        async with self._reading.setdefault((key_id, since), asyncio.Lock()):
+            known = self._sums.get((key_id, since))
+            if known is not None and self._clock() - known.taken_at < self.refresh_s:
+                return known  # another request read it while this one waited
+            recorded_before, unwritten = self.usage_log.cost_in_process(key_id)
+            written = sum(row.spend_usd for row in await self.usage_log.by_key(since, key_id))
+            recorded_after, _ = self.usage_log.cost_in_process(key_id)
+            # A row written while the sum ran is counted twice, and one recorded meanwhile once.
+            spent = written + unwritten + (recorded_after - recorded_before)
+            self._forget_other_months(since)
+            known = self._sums[(key_id, since)] = _Sum(spent, recorded_after, self._clock())
+            return known
+
+    def _forget_other_months(self, since: dt.datetime) -> None:
+        for stale in [k for k in self._sums if k[1] != since]:
+            self._sums.pop(stale, None)
+            self._reading.pop(stale, None)
 
 
 class NoUsageLog:
@@ -102,7 +142,7 @@ class Quotas:
     def __init__(self, storage_uri: str = "memory://", *, spend: SpendSource | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.storage, self._pool = _open_storage(storage_uri)
-        self._requests = MovingWindowRateLimiter(self.storage)
+        self._minutes = SlidingMinute(self.storage)
         self._spend = spend
         self._clock = clock
         self._in_flight: Counter[int] = Counter()  # estimated cost of unsettled reservations
@@ -116,22 +156,18 @@ class Quotas:
         return cls(settings.redis_url or "memory://", spend=spend)
 
     async def admit(self, principal: Principal) -> RateHeaders:
-        """Count one request against the key's rpm (moving window: exactly N per any 60 s).
+        """Count one request against the key's rpm (a sliding window: exactly N for a burst).
         Raises RateLimitError with retry-after and x-ratelimit-* headers when over.
         Returns the headers to put on the successful response (empty for keys without rpm)."""
         record = principal.record
         if record is None or record.rpm is None:
             return {}
-        item = RateLimitItemPerMinute(record.rpm)
         async with _reachable(self.storage):
-            admitted = await self._requests.hit(item, "rpm", _identity(record))
-            stats = await self._requests.get_window_stats(item, "rpm", _identity(record))
-        # The window is timed by the storage, on the real clock.
-        wait = stats.reset_time - time.time()
-        headers = _headers("requests", record.rpm, stats.remaining, wait)
-        if not admitted:
-            raise RateLimitError(_rpm_message(record, wait),
-                                 headers={"retry-after": _retry_after(wait), **headers})
+            admission = await self._minutes.hit(_identity(record), record.rpm, self._clock())
+        headers = _headers("requests", record.rpm, admission.remaining, admission.wait_s)
+        if not admission.admitted:
+            raise RateLimitError(_rpm_message(record, admission.wait_s),
+                                 headers={"retry-after": _retry_after(admission.wait_s), **headers})
         return headers
 
     async def reserve(self, principal: Principal, *, images: int,

@@ -33,7 +33,10 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self.engine: AsyncEngine = create_async_engine(url, pool_pre_ping=True, **_engine_options(url))
+        # No pre-ping: it is a round trip on every checkout, a third of a key lookup. A
+        # connection lost to a restart fails one request with a retryable 503
+        # (api/errors.py), and the pool drops its stale connections.
+        self.engine: AsyncEngine = create_async_engine(url, **_engine_options(url))
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _sqlite_pragmas)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False)
