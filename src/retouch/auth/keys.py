@@ -3,6 +3,7 @@ held only as SHA-256 digests."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import time
@@ -99,6 +100,7 @@ class KeyAuthenticator:
         self.store = store
         self._open_until = 0.0
         self._closed = False
+        self._asking = asyncio.Lock()
 
     async def authenticate(self, authorization: str | None) -> Principal:
         key = extract_key(authorization)
@@ -124,14 +126,15 @@ class KeyAuthenticator:
     async def _open(self) -> bool:
         if not self.static.open or self._closed:
             return False
-        now = time.monotonic()
-        if now < self._open_until:
+        if time.monotonic() < self._open_until:
             return True
-        if await self.store.any_created():
-            self._closed = True  # keys are never deleted, only revoked: closed for good
-            return False
-        self._open_until = now + OPEN_CHECK_INTERVAL_S
-        return True
+        async with self._asking:  # a burst of requests asks the database once, not each
+            if time.monotonic() >= self._open_until and not self._closed:
+                if await self.store.any_created():
+                    self._closed = True  # keys are never deleted, only revoked: closed for good
+                else:
+                    self._open_until = time.monotonic() + OPEN_CHECK_INTERVAL_S
+        return not self._closed
 
 
 def _missing_key() -> AuthenticationError:
