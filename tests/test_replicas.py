@@ -3,7 +3,6 @@ replicas behind a load balancer would: nothing one needs may live only in the ot
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import threading
 from collections.abc import Iterator
@@ -15,7 +14,12 @@ import pytest
 import yaml
 
 from tests.images import decode, gradient, png
-from tests.providers.fake_openai import GRAY_PNG, FakeOpenAI, images_reply, running_fake
+from tests.providers.fake_openai import (
+    GRAY_PNG,
+    FakeOpenAI,
+    held_reply,
+    running_fake,
+)
 from tests.servers import retouch_serve
 from tests.storage.moto import CREDENTIALS, REGION, create_bucket
 
@@ -38,15 +42,9 @@ def replicas(tmp_path_factory, postgres_base_url, redis_url, s3_endpoint) -> Ite
     root = tmp_path_factory.mktemp("replicas")
     release = threading.Event()
     release.set()
-
-    async def maybe_held(received):
-        while not release.is_set():
-            await asyncio.sleep(0.01)
-        return await images_reply(GRAY_PNG)(received)
-
     models = root / "models.yaml"
     with running_fake(FakeOpenAI(key=UPSTREAM_KEY)) as fake:
-        fake.reply = maybe_held
+        fake.reply = held_reply(release)
         models.write_text(yaml.safe_dump({"models": [{
             "id": "upstream", "provider": "openai_compatible", "api_base": f"{fake.url}/v1",
             "api_key_env": "REPLICAS_UPSTREAM_KEY", "price_per_image": 0.01, "retries": 0}]}))

@@ -3,7 +3,6 @@ what it is asked to make (each ask is billed upstream)."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import socket
 import threading
@@ -20,7 +19,7 @@ from tests.providers.fake_openai import (
     GRAY_PNG,
     FakeOpenAI,
     error_reply,
-    images_reply,
+    held_reply,
     running_fake,
 )
 from tests.servers import running_retouch
@@ -93,13 +92,7 @@ def test_a_failed_run_is_not_kept_and_its_retry_runs_again(server, upstream):
 
 def test_a_client_that_hangs_up_leaves_the_job_running_for_its_retry(server, upstream):
     release = threading.Event()
-
-    async def held(received):
-        while not release.is_set():
-            await asyncio.sleep(0.01)
-        return await images_reply(GRAY_PNG)(received)
-
-    upstream.reply = held
+    upstream.reply = held_reply(release)
     request = httpx.Client().build_request(
         "POST", f"{server}/v1/images/edits", headers={"Idempotency-Key": "order-4"},
         data={"model": "upstream", "prompt": "grayscale", "response_format": "b64_json"},

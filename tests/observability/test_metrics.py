@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +18,7 @@ from tests.providers.fake_openai import (
     GRAY_PNG,
     FakeOpenAI,
     error_reply,
+    held_reply,
     images_reply,
     running_fake,
 )
@@ -101,13 +101,7 @@ def test_cost_and_upstream_errors_are_counted_per_model_and_provider(upstream, m
 
 def test_in_flight_counts_the_requests_being_served(upstream, make_settings, tmp_path):
     release = threading.Event()
-
-    async def held(received):
-        while not release.is_set():
-            await asyncio.sleep(0.01)
-        return await images_reply(GRAY_PNG)(received)
-
-    upstream.reply = held
+    upstream.reply = held_reply(release)
     with running_retouch(priced_settings(make_settings, tmp_path, upstream)) as base, \
             httpx.Client(base_url=base, timeout=30) as client, ThreadPoolExecutor(1) as pool:
         pending = pool.submit(edit, client, model="priced-upstream")

@@ -3,7 +3,6 @@ finishes the requests in flight (up to ``RETOUCH_SHUTDOWN_TIMEOUT``) and exits."
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import signal
 import socket
@@ -18,7 +17,12 @@ import yaml
 
 from tests.images import decode, png
 from tests.observability.conftest import retouch_serve
-from tests.providers.fake_openai import GRAY_PNG, FakeOpenAI, images_reply, running_fake
+from tests.providers.fake_openai import (
+    GRAY_PNG,
+    FakeOpenAI,
+    held_reply,
+    running_fake,
+)
 
 UPSTREAM_KEY = "sk-slow-upstream-key-0123456789"
 
@@ -28,14 +32,8 @@ def slow_upstream(monkeypatch) -> Iterator[tuple[FakeOpenAI, threading.Event]]:
     """An upstream that holds every edit until the test sets the event."""
     monkeypatch.setenv("SLOW_UPSTREAM_KEY", UPSTREAM_KEY)
     release = threading.Event()
-
-    async def held(received):
-        while not release.is_set():
-            await asyncio.sleep(0.01)
-        return await images_reply(GRAY_PNG)(received)
-
     with running_fake(FakeOpenAI(key=UPSTREAM_KEY)) as fake:
-        fake.reply = held
+        fake.reply = held_reply(release)
         try:
             yield fake, release
         finally:

@@ -100,6 +100,16 @@ def url_reply(*urls: str) -> Reply:
     return reply
 
 
+def held_reply(release: threading.Event, image: bytes | None = None) -> Reply:
+    """``images_reply(image)`` (the gray PNG by default), held until ``release`` is set:
+    an upstream that takes as long as a test wants."""
+    async def reply(received: Received) -> Response:
+        while not release.is_set():
+            await asyncio.sleep(0.01)
+        return await images_reply(image if image is not None else GRAY_PNG)(received)
+    return reply
+
+
 def error_reply(status: int, message: str, *, type: str = "invalid_request_error",
                 code: Any = None, headers: dict[str, str] | None = None) -> Reply:
     async def reply(received: Received) -> Response:

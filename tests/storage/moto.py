@@ -11,7 +11,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 
-from tests.backing import _wait_for_port, free_port
+from tests.backing import _wait_for_port, free_port, stop_process
 
 REGION = "us-east-1"
 # Any credentials do for moto; set in the environment, boto3's usual chain finds them.
@@ -36,11 +36,7 @@ def moto_server() -> Iterator[str]:
         _wait_for_port(port, proc, "moto_server")
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            proc.wait(10)
-        if proc.poll() is None:
-            proc.kill()
+        stop_process(proc)
 
 
 @functools.cache
