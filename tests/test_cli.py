@@ -130,4 +130,23 @@ def test_bad_models_file_is_a_clear_message(tmp_path, monkeypatch, capsys):
 def test_bad_setting_is_a_clear_message(monkeypatch, capsys):
     monkeypatch.setenv("RETOUCH_MAX_PIXELS", "lots")
     assert main(["models"]) == 2
-    assert "max_pixels" in capsys.readouterr().err
+    assert capsys.readouterr().err.startswith("retouch: RETOUCH_MAX_PIXELS: ")
+
+
+@pytest.mark.parametrize(("name", "value", "says"), [
+    ("RETOUCH_DATABASE_URL", "mysql://app:hunter2@db.internal/retouch", "postgresql://"),
+    ("RETOUCH_REDIS_URL", "http://app:hunter2@cache.internal", "redis://host:6379/0"),
+])
+def test_unusable_backing_urls_are_one_line_without_their_secrets(monkeypatch, capsys, name, value, says):
+    monkeypatch.setenv(name, value)
+    assert main(["serve"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"retouch: {name}: ") and says in err
+    assert "hunter2" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_s3_storage_without_a_bucket_is_a_clear_message(monkeypatch, capsys, tmp_path):
+    monkeypatch.setenv("RETOUCH_DATA_DIR", str(tmp_path / "var"))
+    monkeypatch.setenv("RETOUCH_STORAGE", "s3")
+    assert main(["serve"]) == 2
+    assert "RETOUCH_S3_BUCKET" in capsys.readouterr().err

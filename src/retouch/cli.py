@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from retouch.config import Settings, check_serve_safety
 from retouch.providers.registry import ConfigError
+from retouch.storage import StorageConfigError
 
 _DEFAULT_OUT = {"edit": "edited.png", "generate": "generated.png"}
 _FORMATS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg", ".webp": "webp"}
@@ -27,7 +28,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return args.run(args)
-    except (ConfigError, ValidationError, OSError) as exc:
+    except ValidationError as exc:
+        for error in exc.errors():  # one line per setting, named as the user sets it
+            name = f"RETOUCH_{str(error['loc'][0]).upper()}" if error.get("loc") else "settings"
+            print(f"retouch: {name}: {error['msg']}", file=sys.stderr)
+        return 2
+    except (ConfigError, StorageConfigError, OSError) as exc:
         # Configuration mistakes are the user's to fix: say what, not a traceback.
         print(f"retouch: {exc}", file=sys.stderr)
         return 2

@@ -20,7 +20,8 @@ MB = 1024 * 1024
 class Settings(BaseSettings):
     """What a deployment can configure. Lists are comma-separated strings."""
 
-    model_config = SettingsConfigDict(env_prefix="RETOUCH_", extra="ignore")
+    # Errors never echo a value: a mistyped database URL may carry its password.
+    model_config = SettingsConfigDict(env_prefix="RETOUCH_", extra="ignore", hide_input_in_errors=True)
 
     data_dir: Path = Path("var")
     public_url: str = ""
@@ -69,6 +70,22 @@ class Settings(BaseSettings):
         parse_duration(value)
         return value
 
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0].lower() if value else ""
+        if value and scheme not in _DATABASE_SCHEMES:
+            raise ValueError(f"{scheme or value!r} is not a database retouch can use: write "
+                             "postgresql://user:password@host:5432/name (or sqlite+aiosqlite:///path)")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _known_redis(cls, value: str) -> str:
+        if value and not value.lower().startswith(("redis://", "rediss://")):
+            raise ValueError("write it as redis://host:6379/0 (or rediss:// for TLS)")
+        return value
+
     @property
     def api_key_list(self) -> list[str]:
         return _split(self.api_keys)
@@ -86,9 +103,10 @@ class Settings(BaseSettings):
         """The SQLAlchemy async URL: ``RETOUCH_DATABASE_URL`` or SQLite in the data dir.
         ``postgresql://`` URLs are given the asyncpg driver."""
         url = self.database_url or f"sqlite+aiosqlite:///{(self.data_dir / 'retouch.db').resolve()}"
-        for plain in ("postgresql://", "postgres://"):
+        for plain, driver in (("postgresql://", "postgresql+asyncpg://"), ("postgres://", "postgresql+asyncpg://"),
+                              ("sqlite://", "sqlite+aiosqlite://")):
             if url.startswith(plain):
-                return "postgresql+asyncpg://" + url[len(plain):]
+                return driver + url[len(plain):]
         return url
 
     @property
@@ -105,6 +123,7 @@ class Settings(BaseSettings):
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_DATABASE_SCHEMES = ("postgresql", "postgres", "postgresql+asyncpg", "sqlite", "sqlite+aiosqlite")
 
 
 def parse_duration(text: str) -> float:
