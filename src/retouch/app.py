@@ -39,7 +39,7 @@ IDEMPOTENCY_PRUNE_S = 600.0
 
 def build_service(settings: Settings) -> EditService:
     """Everything an edit needs, shared by the HTTP app and the in-process CLI."""
-    registry = ModelRegistry.from_files(settings.models_file, settings.default_model)
+    registry = ModelRegistry.from_files(settings.models_file, settings.default_model, settings)
     signer = UrlSigner(load_secret(settings.signing_key, settings.data_dir))
     storage = build_storage(settings, signer)
     fetcher = UrlFetcher(FetchPolicy(

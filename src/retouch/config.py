@@ -63,6 +63,8 @@ class Settings(BaseSettings):
     max_output_side: int = 8192
     max_prompt_chars: int = 32_000
     engine_threads: int = 0
+    # Local models: what the loaded pipelines may take together, in GB (0: no limit).
+    local_memory_gb: float = Field(default=0.0, ge=0)
 
     @field_validator("retention")
     @classmethod

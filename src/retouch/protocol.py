@@ -178,6 +178,7 @@ class ModelCard(BaseModel):
     available: bool
     unavailable_reason: str | None = None
     fix: str | None = None
+    license: str | None = None
 
 
 class ModelList(BaseModel):

@@ -11,6 +11,7 @@ import io
 import logging
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import anyio
@@ -26,6 +27,9 @@ from retouch.inputs import InputImage, InputLimits, load_input, load_inputs
 from retouch.offload import SMALL_WORK_BYTES, run_sized
 from retouch.protocol import EditRequest, ImageData, ImageParams, ImagesResponse, Usage
 from retouch.providers.base import EditJob, EditModel, EditResult, OutputImage
+
+# Where a backend sends partial images while it works: (index, pixels), from any thread.
+PartialSink = Callable[[int, np.ndarray], None]
 from retouch.providers.registry import ModelRegistry
 from retouch.providers.transport import InputLinks
 from retouch.storage import Storage
@@ -43,6 +47,16 @@ class Served:
     dropped_params: list[str]
     cost_usd: float | None
     upstream_ms: float | None = None  # time spent in the backend that served
+    seed: int | None = None  # the seed a local model used, to reproduce the result
+
+
+@dataclass
+class Ready:
+    """A request that passed every check, its inputs loaded: the model and the job."""
+
+    model: EditModel
+    params: ImageParams
+    job: EditJob
 
 
 @dataclass
@@ -74,27 +88,40 @@ class EditService:
 
     async def edit(self, request: EditRequest, base_url: str, principal: Principal = ANONYMOUS) -> Served:
         """Edit ``request.images`` (the first is the one edited) as the prompt says."""
+        return await self.run(await self.ready_edit(request, principal), base_url)
+
+    async def generate(self, params: ImageParams, base_url: str, principal: Principal = ANONYMOUS) -> Served:
+        """Create images from the prompt alone."""
+        return await self.run(self.ready_generation(params, principal), base_url)
+
+    async def ready_edit(self, request: EditRequest, principal: Principal = ANONYMOUS) -> Ready:
+        """Every check an edit gets, and its inputs loaded: what ``run`` needs. Nothing
+        is spent yet, so the HTTP layer does this before quotas and idempotency."""
         params = request.params
         model = self.prepare(params, editing=True, image_count=len(request.images),
                              has_mask=request.mask is not None, principal=principal)
         options = model.parse_options(params.options)
         images = await load_inputs(request.images, fetcher=self.fetcher, limits=self.limits)
         mask = await self._load_mask(request, images)
-        job = self._job(params, images, mask, options)
-        job.links = self._input_links()
+        return Ready(model, params, self._job(params, images, mask, options, principal))
+
+    def ready_generation(self, params: ImageParams, principal: Principal = ANONYMOUS) -> Ready:
+        """Every check a generation gets: what ``run`` needs."""
+        model = self.prepare(params, editing=False, image_count=0, has_mask=False, principal=principal)
+        options = model.parse_options(params.options)
+        return Ready(model, params, self._job(params, [], None, options, principal))
+
+    async def run(self, ready: Ready, base_url: str, partials: PartialSink | None = None) -> Served:
+        """Run the backend; ``partials`` receives partial images while it works."""
+        job = ready.job
+        job.partials = partials
+        job.links = self._input_links() if job.images else None
         try:
-            result = await model.edit(job)
+            result = await ready.model.edit(job)
         finally:
             if job.links is not None:
                 await job.links.close()
-        return await self.serve(model, result, params, base_url)
-
-    async def generate(self, params: ImageParams, base_url: str, principal: Principal = ANONYMOUS) -> Served:
-        """Create images from the prompt alone."""
-        model = self.prepare(params, editing=False, image_count=0, has_mask=False, principal=principal)
-        options = model.parse_options(params.options)
-        result = await model.edit(self._job(params, [], None, options))
-        return await self.serve(model, result, params, base_url)
+        return await self.serve(ready.model, result, ready.params, base_url)
 
     def prepare(self, params: ImageParams, *, editing: bool, image_count: int, has_mask: bool,
                 principal: Principal = ANONYMOUS) -> EditModel:
@@ -133,12 +160,13 @@ class EditService:
         return InputLinks(self.storage, self.settings.public_url,
                           self.settings.input_link_ttl)
 
-    def _job(self, params: ImageParams, images, mask, options) -> EditJob:
+    def _job(self, params: ImageParams, images, mask, options, principal: Principal = ANONYMOUS) -> EditJob:
         return EditJob(
             prompt=params.prompt, images=images, mask=mask, n=params.n, size=params.size_wh,
             seed=params.seed, background=params.background, output_format=params.encoding,
             output_compression=params.output_compression, quality=params.quality,
             input_fidelity=params.input_fidelity, user=params.user, options=options,
+            partial_images=params.partial_images or 0, caller=principal.key_id,
         )
 
     async def serve(self, model: EditModel, result: EditResult, params: ImageParams,
@@ -154,6 +182,7 @@ class EditService:
             dropped_params=dropped,
             cost_usd=None if price is None else price * len(result.images),
             upstream_ms=result.extra.get("upstream_ms"),
+            seed=result.extra.get("seed"),
         )
 
     async def respond(self, result: EditResult, params: ImageParams, base_url: str) -> ImagesResponse:

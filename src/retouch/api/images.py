@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import time
-from collections.abc import Iterator
-
 import orjson
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from retouch.api.deps import authenticate, base_url, service_of
-from retouch.api.guard import admit, serve_guarded
+from retouch.api.guard import Stream, admit, serve_guarded
 from retouch.api.requests import read_edit_request, read_generation_request
+from retouch.api.streaming import completed_events
 from retouch.api.usage import recording
 from retouch.auth import Principal
 from retouch.db.usage import UsageEntry
 from retouch.idempotency import fingerprint_edit, fingerprint_params
 from retouch.protocol import ImageParams, ImagesResponse
-from retouch.service import EditService, Served
+from retouch.service import Served
 
 router = APIRouter(tags=["images"])
 
@@ -44,11 +42,13 @@ async def create_edit(request: Request, principal: Principal = Depends(authentic
         edit = await read_edit_request(request, settings.max_request_bytes, settings.max_images)
         params = _as_b64_when_streaming(edit.params)
         entry.model, entry.n = params.model or settings.default_model, params.n
+        ready = await service.ready_edit(edit, principal)
         return await serve_guarded(
-            request, principal, entry, n=params.n, price_per_image=_price(service, params),
-            work=lambda: service.edit(edit, _url_base(request, params), principal),
+            request, principal, entry, n=params.n, price_per_image=ready.model.price_per_image,
+            work=lambda partials: service.run(ready, _url_base(request, params), partials),
             answer=lambda served: _answer(served, params, "image_edit", entry),
-            fingerprint=lambda: fingerprint_edit(edit, "edits"), rate_headers=rate_headers)
+            fingerprint=lambda: fingerprint_edit(edit, "edits"), rate_headers=rate_headers,
+            stream=_stream_of(params, "image_edit"))
 
 
 @router.post("/v1/images/generations", response_model=ImagesResponse)
@@ -60,16 +60,18 @@ async def create_generation(request: Request, principal: Principal = Depends(aut
         params = await read_generation_request(request, service.settings.max_request_bytes)
         params = _as_b64_when_streaming(params)
         entry.model, entry.n = params.model or service.settings.default_model, params.n
+        ready = service.ready_generation(params, principal)
         return await serve_guarded(
-            request, principal, entry, n=params.n, price_per_image=_price(service, params),
-            work=lambda: service.generate(params, _url_base(request, params), principal),
+            request, principal, entry, n=params.n, price_per_image=ready.model.price_per_image,
+            work=lambda partials: service.run(ready, _url_base(request, params), partials),
             answer=lambda served: _answer(served, params, "image_generation", entry),
-            fingerprint=lambda: fingerprint_params(params, "generations"), rate_headers=rate_headers)
+            fingerprint=lambda: fingerprint_params(params, "generations"), rate_headers=rate_headers,
+            stream=_stream_of(params, "image_generation"))
 
 
-def _price(service: EditService, params: ImageParams) -> float | None:
-    """The list price of the model asked for (an unknown model is a 404 here already)."""
-    return service.registry.resolve(params.model).price_per_image
+def _stream_of(params: ImageParams, prefix: str) -> Stream | None:
+    """Streams that ask for partial images are answered while the job runs."""
+    return Stream(params, prefix) if params.stream and params.partial_images else None
 
 
 def _url_base(request: Request, params: ImageParams) -> str:
@@ -90,7 +92,7 @@ def _answer(served: Served, params: ImageParams, event_prefix: str, entry: Usage
     entry.cost_usd, entry.upstream_ms = served.cost_usd, served.upstream_ms
     if params.stream:
         # The events are all known by now: one body, which an idempotent request can keep.
-        body = "".join(_events(served.response, event_prefix)).encode()
+        body = "".join(completed_events(served.response, event_prefix)).encode()
         media_type = "text/event-stream"
     else:
         # orjson writes a 0.5 MB base64 string in 0.05 ms, pydantic's encoder in 0.8 ms and
@@ -108,16 +110,6 @@ def _headers(served: Served) -> dict[str, str]:
         headers["x-retouch-cost-usd"] = f"{served.cost_usd:.6f}"
     if served.dropped_params:
         headers["x-retouch-dropped-params"] = ", ".join(served.dropped_params)
+    if served.seed is not None:
+        headers["x-retouch-seed"] = str(served.seed)
     return headers
-
-
-def _events(result: ImagesResponse, prefix: str) -> Iterator[str]:
-    """Server-sent events as OpenAI sends them: one ``*.completed`` event per image."""
-    for item in result.data:
-        event = {
-            "type": f"{prefix}.completed", "b64_json": item.b64_json,
-            "created_at": result.created or int(time.time()), "size": result.size,
-            "quality": result.quality or "auto", "background": result.background,
-            "output_format": result.output_format,
-        }
-        yield f"event: {prefix}.completed\ndata: {orjson.dumps(event).decode()}\n\n"

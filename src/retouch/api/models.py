@@ -21,7 +21,7 @@ def model_card(model: EditModel) -> ModelCard:
         id=model.id, created=_CREATED, owned_by=model.owned_by, aliases=model.aliases,
         provider=model.provider, description=model.description,
         capabilities=model.capabilities(), available=availability.available,
-        unavailable_reason=availability.reason, fix=availability.fix,
+        unavailable_reason=availability.reason, fix=availability.fix, license=model.license,
     )
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from retouch.engine.ops import (Operation, adjustments, background, collage, color, compose, crop, filters, frame,
-                                geometry, looks, mask, style, text)
+                                geometry, looks, mask, style, text, upscale)
 from retouch.engine.phrases import FILLER, Rule, normalise
 from retouch.errors import UnsupportedInstructionError
 
@@ -25,10 +25,11 @@ _SHAPE_RULES = (geometry.TURN_AND_FIT_RULES + frame.PAD_TO_RULES + crop.RULES + 
 
 # Priority order. Quoted text first (it may contain any word), then phrases about
 # several images, masks and backgrounds (they contain words like "colours", "blur",
-# "image" that single-image rules would otherwise take), then the rest.
+# "image" that single-image rules would otherwise take), then the rest. Upscaling goes
+# before filters ("bigger with more detail") and geometry ("upscale 2x").
 RULES: tuple[Rule, ...] = (
     text.RULES + _COMPOSE_RULES + style.RULES + mask.RULES + background.RULES
-    + filters.RULES + looks.RULES + _COLOUR_RULES + _SHAPE_RULES
+    + upscale.RULES + filters.RULES + looks.RULES + _COLOUR_RULES + _SHAPE_RULES
 )
 
 EXAMPLES = (
@@ -43,7 +44,8 @@ CAPABILITIES = (
     "vignette, emboss, edges, cartoon, pencil sketch, watercolour, oil painting, detail); "
     "several images (restyle, histogram match, side by side/stacked/grid, overlay or "
     "watermark, blend, replace the background); masks (inpaint, fill, blur, pixelate the "
-    "masked area); remove a plain background; add text"
+    "masked area); remove a plain background; add text; upscale with Real-ESRGAN (2x, 3x, "
+    "4x, when retouch[upscale] is installed)"
 )
 
 

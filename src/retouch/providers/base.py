@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -51,6 +52,12 @@ class EditJob:
     options: Any = None
     # Set when images may be lent to providers as signed links to our storage.
     links: InputLinks | None = None
+    # Who asked (the key's label): backends that queue jobs take callers in turns.
+    caller: str = ""
+    # Streaming: how many partial images the client wants, and where to send them; a
+    # backend that makes them calls ``partials(index, pixels)``, from any thread.
+    partial_images: int = 0
+    partials: Callable[[int, np.ndarray], None] | None = None
 
 
 @dataclass
@@ -109,6 +116,8 @@ class EditModel(ABC):
     default_price_per_image: ClassVar[float | None] = None
     # Request fields this backend does not use; the core logs them instead of failing.
     ignored_params: ClassVar[frozenset[str]] = frozenset()
+    # Shown in the models directory: the weights' licence, when it matters.
+    license: str | None = None
 
     def __init__(self, id: str, *, aliases: list[str] | None = None, description: str = "",
                  owned_by: str = "retouch", config: dict | None = None) -> None:
@@ -131,6 +140,9 @@ class EditModel(ABC):
         except ValidationError as exc:
             first = exc.errors()[0]
             name = str(first["loc"][0]) if first["loc"] else None
+            if first["type"] != "extra_forbidden":  # a known field with a value it cannot take
+                raise InvalidRequestError(f"{name}={first.get('input')!r} is not valid for {self.id}: "
+                                          f"{first['msg']}.", param=name, code="invalid_value") from exc
             known = ", ".join(self.Options.model_fields) or "none"
             raise InvalidRequestError(
                 f"{name!r} is not a parameter {self.id} accepts ({first['msg']}); "

@@ -23,6 +23,8 @@ BUILTIN_PROVIDERS = {
     "gemini": "retouch.providers.gemini:GeminiEditModel",
     "stability": "retouch.providers.stability:StabilityEditModel",
     "router": "retouch.providers.router:RoutedEditModel",  # entries with `deployments:`
+    "diffusers": "retouch.providers.diffusers_local:DiffusersEditModel",
+    "upscale": "retouch.providers.upscale:UpscaleEditModel",
 }
 ENTRY_POINT_GROUP = "retouch.providers"
 _ENTRY_KEYS = {"id", "aliases", "provider", "description", "owned_by"}
@@ -39,8 +41,10 @@ class ConfigError(Exception):
 class ModelRegistry:
     """Looks models up by id or alias; never by substring."""
 
-    def __init__(self, models: list[EditModel], default_model: str) -> None:
+    def __init__(self, models: list[EditModel], default_model: str, settings: Any = None) -> None:
         self._models = list(models)
+        self.settings = settings  # what backends sharing state across models read (``bind``)
+        self.shared: dict[str, Any] = {}  # that state: one local runtime for all local models
         self._by_name: dict[str, EditModel] = {}
         for model in self._models:
             for name in [model.id, *model.aliases]:
@@ -49,18 +53,18 @@ class ModelRegistry:
                 self._by_name[name] = model
         self.default_model = default_model
         for model in self._models:
-            bind = getattr(model, "bind", None)  # routed models resolve their fallbacks
+            bind = getattr(model, "bind", None)  # routed models resolve fallbacks, local ones a runtime
             if bind is not None:
                 bind(self)
 
     @classmethod
-    def from_files(cls, user_file: Path | None, default_model: str) -> ModelRegistry:
+    def from_files(cls, user_file: Path | None, default_model: str, settings: Any = None) -> ModelRegistry:
         """The shipped catalogue, overlaid by the user's file when given."""
         entries = {e["id"]: e for e in _read_entries(_shipped_catalogue(), "models.yaml")}
         if user_file is not None:
             text = Path(user_file).read_text(encoding="utf-8")
             entries.update({e["id"]: e for e in _read_entries(text, str(user_file))})
-        return cls([build_model(routed(entry)) for entry in entries.values()], default_model)
+        return cls([build_model(routed(entry)) for entry in entries.values()], default_model, settings)
 
     def resolve(self, name: str | None) -> EditModel:
         """The model called ``name`` (the default when None); 404 listing ids otherwise."""

@@ -1,0 +1,1 @@
+"""Open-weight models on the user's own hardware (diffusers, Ray Serve); torch is imported lazily."""
