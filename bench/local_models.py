@@ -1,6 +1,6 @@
 """Benchmark: local diffusers models on tiny pipelines (CPU, offline), measured side by side.
 
-Run: ``.venv/bin/python bench/local_models.py [--size 256] [--steps 8] [--rounds 3] [--requests 6]``
+Run: ``.venv/bin/python bench/local_models.py [--size 128] [--steps 4] [--rounds 3] [--requests 4]``
 
 1. ``n=4`` in one batched call (``num_images_per_prompt=4``) against four calls of one
    image each, same pipeline, size and steps: the ratio of their times.
@@ -9,7 +9,7 @@ Run: ``.venv/bin/python bench/local_models.py [--size 256] [--steps 8] [--rounds
    against calling the pipeline directly in this process; rounds alternate between the
    two so that machine noise hits both alike. Goal: API ≥ 0.9 × direct.
 
-The tiny pipelines (``tests/local/tiny.py``) have random weights; at ``--size`` 256 and 8
+The tiny pipelines (``tests/local/tiny.py``) have random weights; at ``--size`` 128 and 4
 steps a call takes long enough that the pipeline, not a millisecond of HTTP, is what a
 real model's request is made of. Nothing here asserts on time.
 """
@@ -106,10 +106,10 @@ def through_api(pipeline, weights: Path, size: int, steps: int, rounds: int, req
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--size", type=int, default=128)
+    parser.add_argument("--steps", type=int, default=4)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--requests", type=int, default=6, help="per round and side, in part 2")
+    parser.add_argument("--requests", type=int, default=4, help="per round and side, in part 2")
     args = parser.parse_args()
     os.environ.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
     import diffusers

@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> int:
 
 # Operational command groups, each a module with ``add_parser(subparsers)`` that sets
 # ``run`` on its parsers (``retouch keys …``, ``retouch storage …``, ``retouch doctor``).
-COMMAND_MODULES: tuple[str, ...] = ("retouch.commands.keys", "retouch.commands.storage", "retouch.commands.doctor")
+COMMAND_MODULES: tuple[str, ...] = ("retouch.commands.keys", "retouch.commands.storage", "retouch.commands.doctor",
+                                    "retouch.commands.ray")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -65,6 +65,10 @@ class Settings(BaseSettings):
     engine_threads: int = 0
     # Local models: what the loaded pipelines may take together, in GB (0: no limit).
     local_memory_gb: float = Field(default=0.0, ge=0)
+    # Local models with `backend: ray`: the Ray cluster ("auto": the one this machine is a
+    # node of; else the head's host:6379) and the Serve application `retouch ray deploy` made.
+    ray_address: str = "auto"
+    ray_app: str = "retouch"
 
     @field_validator("retention")
     @classmethod

@@ -234,3 +234,25 @@ def test_dreamomni2_reads_the_image_to_edit_then_references_with_its_lora_and_re
     assert not np.array_equal(r, plain)  # the LoRA counts
     assert cards["dreamomni2"]["capabilities"]["max_input_images"] == 4
     assert "Non-Commercial" in cards["dreamomni2"]["license"]
+
+
+def test_a_local_model_behind_a_route_runs_with_the_shared_runtime(make_settings, tiny, tmp_path):
+    import yaml
+
+    from tests.servers import running_retouch
+
+    models = tmp_path / "routed.yaml"
+    models.write_text(yaml.safe_dump({"models": [{"id": "routed-local", "deployments": [{
+        "provider": "diffusers", "pipeline": "instruct-pix2pix", "weights": str(tiny["instruct-pix2pix"]),
+        "dtype": "float32", "device": "cpu", "steps": 2}]}]}))
+    with running_retouch(make_settings(models_file=models)) as base:
+        answer = edit(base, photo(), model="routed-local", seed=4)
+    assert len(pixels_of(answer)) == 1 and answer.headers["x-retouch-model"] == "routed-local"
+
+
+def test_a_ray_model_is_judged_by_the_cluster_not_by_the_api_host(local_server, tmp_path):
+    # The API host has no GPU and not the weights: the GPU machines of the cluster do.
+    with local_server(**{"on-cluster": {"pipeline": "flux-kontext", "device": "cuda",
+                                        "weights": "/models/only-on-the-gpu-hosts", "backend": "ray"}}) as base:
+        card = httpx.get(f"{base}/v1/models/on-cluster").json()
+    assert card["available"] is True, card

@@ -106,6 +106,8 @@ class DiffusersEditModel(EditModel):
         return self._verdict[1]
 
     def _check(self) -> Availability:
+        if self.spec.backend == "ray":  # weights and GPUs are the cluster's, not this host's
+            return self.backend.availability() if self.backend is not None else AVAILABLE
         missing = [name for name in ("torch", "diffusers", "transformers") if importlib.util.find_spec(name) is None]
         if missing:
             return Availability(False, f"the local-model extra is not installed ({', '.join(missing)} missing)",

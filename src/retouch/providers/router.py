@@ -231,6 +231,10 @@ class RoutedEditModel(EditModel):
             raise ConfigError(f"{self.id}: fallbacks {', '.join(map(repr, unusable))} are not other "
                               "models in the catalogue; name ids from `retouch models`")
         self.fallbacks = [known[name] for name in self.fallback_ids]
+        for deployment in self.deployments:  # local models behind a route share the runtime too
+            inner = getattr(deployment.model, "bind", None)
+            if inner is not None:
+                inner(registry)
 
     def availability(self) -> Availability:
         if len(self.deployments) == 1:
