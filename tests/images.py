@@ -5,7 +5,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
-from PIL import Image
+from PIL import Image, ImageDraw
 
 
 def gradient(width: int = 64, height: int = 48, alpha: bool = False) -> np.ndarray:
@@ -49,3 +49,23 @@ def photo(width: int = 96, height: int = 64, seed: int = 7) -> np.ndarray:
     image[int(height * 0.15):int(height * 0.4), int(width * 0.6):int(width * 0.85)] = (30, 60, 150)
     noise = np.random.default_rng(seed).normal(0, 3, image.shape)
     return np.clip(image + noise, 0, 255).astype(np.uint8)
+
+
+def sharp_scene(size: int) -> np.ndarray:
+    """Flat shapes with hard edges and thin lines: detail a plain resize blurs."""
+    image = Image.new("RGB", (size, size), (235, 230, 220))
+    draw = ImageDraw.Draw(image)
+    rng = np.random.default_rng(1)
+    for _ in range(14):
+        x, y = (int(v) for v in rng.integers(0, size, 2))
+        w, h = (int(v) for v in rng.integers(size // 12, size // 2, 2))
+        colour = tuple(int(c) for c in rng.integers(0, 255, 3))
+        (draw.rectangle if rng.random() < 0.5 else draw.ellipse)([x, y, x + w, y + h], fill=colour)
+    for i in range(6):
+        draw.line([(0, size // 12 + i * size // 6), (size, size // 4 + i * size // 8)], fill=(20, 20, 20), width=3)
+    return np.asarray(image)
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
+    return float(10 * np.log10(255**2 / mse))

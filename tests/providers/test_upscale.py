@@ -24,35 +24,14 @@ import numpy as np
 import openai
 import pytest
 import yaml
-from PIL import Image, ImageDraw
 
 from retouch.config import Settings
 from tests.conftest import require
-from tests.images import decode, gradient, png, solid
+from tests.images import decode, gradient, png, psnr, sharp_scene, solid
 from tests.servers import running_retouch
 
 SMALL_LIMITS = {"id": "upscale-small", "provider": "upscale", "max_output_side": 100,
                 "max_output_pixels": 10_000}
-
-
-def sharp_scene(size: int) -> np.ndarray:
-    """Flat shapes with hard edges and thin lines: detail a plain resize blurs."""
-    image = Image.new("RGB", (size, size), (235, 230, 220))
-    draw = ImageDraw.Draw(image)
-    rng = np.random.default_rng(1)
-    for _ in range(14):
-        x, y = (int(v) for v in rng.integers(0, size, 2))
-        w, h = (int(v) for v in rng.integers(size // 12, size // 2, 2))
-        colour = tuple(int(c) for c in rng.integers(0, 255, 3))
-        (draw.rectangle if rng.random() < 0.5 else draw.ellipse)([x, y, x + w, y + h], fill=colour)
-    for i in range(6):
-        draw.line([(0, size // 12 + i * size // 6), (size, size // 4 + i * size // 8)], fill=(20, 20, 20), width=3)
-    return np.asarray(image)
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2)
-    return float(10 * np.log10(255**2 / mse))
 
 
 @pytest.fixture(scope="module")
