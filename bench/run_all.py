@@ -17,7 +17,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = ["encoding.py", "http_overhead.py", "upload_memory.py", "engine_ops.py",
-              "reader_worst_case.py", "gateway_overhead.py", "backbone.py"]
+              "reader_worst_case.py", "gateway_overhead.py", "backbone.py", "local_models.py"]
 TIME_CAP = 900  # seconds per benchmark; engine_ops.py at 4096² takes several minutes
 
 
