@@ -8,7 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from fastapi import FastAPI
 
 from retouch import __version__
-from retouch.api import admin, files, health, images, metrics, models
+from retouch.api import admin, files, health, images, metrics, models, playground
 from retouch.api.errors import install_error_handlers
 from retouch.auth import KeyAuthenticator, StaticKeyAuthenticator
 from retouch.auth.limits import Quotas
@@ -86,7 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.metrics = Metrics(service.registry.models())
     app.state.readiness = _readiness(settings, database, service)
     install_error_handlers(app)
-    for module in (images, models, files, health, metrics, admin):
+    for module in (images, models, files, health, metrics, admin, playground):
         app.include_router(module.router)
     app.add_middleware(TrimMemoryWhenIdle)
     app.add_middleware(HttpMetricsMiddleware, metrics=app.state.metrics)

@@ -179,6 +179,7 @@ class ModelCard(BaseModel):
     unavailable_reason: str | None = None
     fix: str | None = None
     license: str | None = None
+    price_per_image: float | None = None  # USD; 0 is free, None unknown
 
 
 class ModelList(BaseModel):

@@ -22,6 +22,7 @@ def model_card(model: EditModel) -> ModelCard:
         provider=model.provider, description=model.description,
         capabilities=model.capabilities(), available=availability.available,
         unavailable_reason=availability.reason, fix=availability.fix, license=model.license,
+        price_per_image=model.price_per_image,
     )
 
 

@@ -192,6 +192,11 @@ class RoutedEditModel(EditModel):
         self.rng = random.Random()
         self.clock: Callable[[], float] = time.monotonic
         self._share_capabilities()
+        if self.price_per_image is None:
+            # Its list price: what its deployments charge, the highest when they differ
+            # (budgets estimate with it; each image is charged at its deployment's price).
+            prices = [d.model.price_per_image for d in self.deployments]
+            self.price_per_image = max(prices) if None not in prices else None
 
     def _deployment(self, item: Any) -> Deployment:
         if isinstance(item, Deployment):  # tests and code may hand over ready ones
